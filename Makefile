@@ -1,0 +1,67 @@
+# deptmesh: `make demo` and `make test` set up everything they need (a virtual
+# environment, the Python packages, buf from npm) and are safe to run again.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+BUF := node_modules/.bin/buf
+PUBLISHED := protos/published.binpb
+
+.PHONY: help setup demo test lint typecheck unit protos check-protos publish-protos clean
+
+help:
+	@echo "make demo            start the three services and drive a claim to PAID"
+	@echo "make test            lint, type-check, check the contracts, run every test"
+	@echo "make protos          regenerate the stubs under protos/"
+	@echo "make check-protos    buf lint + format + stale stubs + breaking changes"
+	@echo "make publish-protos  record the current contracts as published"
+
+setup: $(BIN)/.installed $(BUF)
+
+# The stamp is rebuilt whenever pyproject.toml changes.
+$(BIN)/.installed: pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "deptmesh needs Python 3.11 or newer")'
+	@[ -x $(BIN)/python ] || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+$(BUF): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+demo: setup
+	$(BIN)/python -m services.demo
+
+test: lint typecheck check-protos unit
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: setup
+	$(BIN)/mypy
+
+unit: setup
+	$(BIN)/pytest
+
+protos: setup
+	scripts/generate-protos
+
+check-protos: setup
+	$(BUF) lint
+	$(BUF) format --diff --exit-code
+	scripts/generate-protos
+	@git diff --exit-code -- protos || { echo "protos/: generated stubs are stale; run 'make protos' and commit"; exit 1; }
+	@untracked=$$(git ls-files --others --exclude-standard -- protos); \
+	  [ -z "$$untracked" ] || { echo "protos/: generated files not committed: $$untracked"; exit 1; }
+	$(BUF) breaking --against $(PUBLISHED)
+
+publish-protos: setup
+	$(BUF) build --exclude-source-info -o $(PUBLISHED)
+	@echo "published: $(PUBLISHED) (commit it with the contract change)"
+
+clean:
+	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,26 @@
+"""Wires HR together: its store, its servicer, the sidecar server."""
+
+from __future__ import annotations
+
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from services.hr import demo_data
+from services.hr.servicer import EmployeeServicer
+from services.hr.store import HrStore
+from services.runner import RunningService, ServiceOptions
+from sidecar.server import Server
+
+NAME = "hr"
+
+
+def build(options: ServiceOptions) -> RunningService:
+    store = HrStore(options.db)
+    if options.seed_demo_data:
+        demo_data.seed(store)
+    server = Server()
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        EmployeeServicer(store),
+    )
+    return RunningService(server=server, close=store.close)

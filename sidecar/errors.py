@@ -1,0 +1,122 @@
+"""The one error tree of deptmesh services, mapped to gRPC statuses at the boundary.
+
+A handler raises one of these; the server chain's status mapping turns it into
+a status code with google.rpc details (BadRequest, ErrorInfo). Anything else a
+handler raises becomes INTERNAL with no detail, so internals never reach a caller.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import grpc
+from google.protobuf import any_pb2
+from google.protobuf.message import Message
+from google.rpc import error_details_pb2, status_pb2
+
+__all__ = [
+    "AlreadyExists",
+    "FailedPrecondition",
+    "FieldViolation",
+    "InvalidArgument",
+    "NotFound",
+    "PermissionDenied",
+    "ServiceError",
+    "Unavailable",
+]
+
+ERROR_DOMAIN = "deptmesh"
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One bad field of a request: its path (for example `amount.nanos`) and why."""
+
+    field: str
+    description: str
+
+
+class ServiceError(Exception):
+    """A failure a caller should see, with a status code and a machine-readable reason."""
+
+    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+
+    def __init__(
+        self, message: str, *, reason: str = "", metadata: Mapping[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.reason = reason
+        self.metadata = dict(metadata or {})
+
+    def details(self) -> list[Message]:
+        """The google.rpc detail messages that explain this error."""
+        if not self.reason:
+            return []
+        return [
+            error_details_pb2.ErrorInfo(
+                reason=self.reason, domain=ERROR_DOMAIN, metadata=self.metadata
+            )
+        ]
+
+    def to_status_proto(self) -> status_pb2.Status:
+        packed = []
+        for detail in self.details():
+            container = any_pb2.Any()
+            container.Pack(detail)
+            packed.append(container)
+        return status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+
+
+class InvalidArgument(ServiceError):
+    """The request is malformed; `violations` names every bad field."""
+
+    code = grpc.StatusCode.INVALID_ARGUMENT
+
+    def __init__(self, violations: Iterable[FieldViolation]) -> None:
+        self.violations = tuple(violations)
+        fields = ", ".join(v.field for v in self.violations)
+        super().__init__(f"invalid request: {fields}")
+
+    def details(self) -> list[Message]:
+        return [
+            error_details_pb2.BadRequest(
+                field_violations=[
+                    error_details_pb2.BadRequest.FieldViolation(
+                        field=v.field, description=v.description
+                    )
+                    for v in self.violations
+                ]
+            )
+        ]
+
+
+class NotFound(ServiceError):
+    """The named resource does not exist."""
+
+    code = grpc.StatusCode.NOT_FOUND
+
+
+class AlreadyExists(ServiceError):
+    """A resource with that key exists and differs from what was asked for."""
+
+    code = grpc.StatusCode.ALREADY_EXISTS
+
+
+class FailedPrecondition(ServiceError):
+    """The system is not in a state where the request can be carried out."""
+
+    code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class PermissionDenied(ServiceError):
+    """The caller may not do this."""
+
+    code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class Unavailable(ServiceError):
+    """A dependency could not be reached; retrying later may succeed."""
+
+    code = grpc.StatusCode.UNAVAILABLE

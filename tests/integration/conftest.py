@@ -1,0 +1,53 @@
+"""Real department services on port 0, in this process, each with its own database."""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import pytest
+
+from services.runner import Builder, RunningService, ServiceOptions
+
+
+@dataclass
+class Running:
+    """A started service: where it listens and a channel to it."""
+
+    address: str
+    channel: grpc.Channel
+    service: RunningService
+
+
+StartService = Callable[..., Running]
+
+
+@pytest.fixture
+def start_service(tmp_path: Path) -> Iterator[StartService]:
+    """Starts a service's real server on 127.0.0.1:0; stops all of them after the test."""
+    started: list[Running] = []
+
+    def start(name: str, build: Builder, *, seed: bool = True, **extra: object) -> Running:
+        options = ServiceOptions(
+            host="127.0.0.1",
+            port=0,
+            db=tmp_path / f"{name}.db",
+            seed_demo_data=seed,
+            grace_seconds=5.0,
+            extra=argparse.Namespace(**extra),
+        )
+        service = build(options)
+        port = service.server.start(f"{options.host}:{options.port}")
+        address = f"127.0.0.1:{port}"
+        running = Running(address, grpc.insecure_channel(address), service)
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.channel.close()
+        running.service.server.stop(0)
+        running.service.close()
