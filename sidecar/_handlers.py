@@ -9,13 +9,15 @@ handlers are built once per method and cached, not once per call.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import grpc
 
 Behavior = Callable[[Any, grpc.ServicerContext], Any]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +49,38 @@ def compose(middlewares: Sequence[Middleware], method: RpcMethod, behavior: Beha
     for middleware in reversed(middlewares):
         behavior = _bind(middleware, method, behavior)
     return behavior
+
+
+def call_with_var(
+    var: ContextVar[T],
+    value: T,
+    request: Any,
+    context: grpc.ServicerContext,
+    method: RpcMethod,
+    call_next: Behavior,
+) -> Any:
+    """Runs the rest of the chain with `var` set to `value`, restored afterwards.
+
+    A server-streaming handler runs while grpc iterates its responses, so the
+    variable is set around the iteration rather than around the call.
+    """
+    if method.response_streaming:
+        return _stream_with_var(var, value, request, context, call_next)
+    token = var.set(value)
+    try:
+        return call_next(request, context)
+    finally:
+        var.reset(token)
+
+
+def _stream_with_var(
+    var: ContextVar[T], value: T, request: Any, context: grpc.ServicerContext, call_next: Behavior
+) -> Iterator[Any]:
+    token = var.set(value)
+    try:
+        yield from call_next(request, context)
+    finally:
+        var.reset(token)
 
 
 def _bind(middleware: Middleware, method: RpcMethod, call_next: Behavior) -> Behavior:

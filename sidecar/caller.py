@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from contextvars import ContextVar, Token
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 __all__ = ["ANONYMOUS", "Caller", "current_caller"]
@@ -21,20 +21,13 @@ class Caller:
 # development servers run without TLS.
 ANONYMOUS = Caller(service="anonymous", spiffe_id="", department="")
 
-_current: ContextVar[Caller | None] = ContextVar("deptmesh_caller", default=None)
+# Set by the server chain's identity stage for the duration of each call.
+CURRENT_CALLER: ContextVar[Caller | None] = ContextVar("deptmesh_caller", default=None)
 
 
 def current_caller() -> Caller:
     """The caller of the call being handled; raises outside a call."""
-    caller = _current.get()
+    caller = CURRENT_CALLER.get()
     if caller is None:
         raise RuntimeError("current_caller() is only available while handling a call")
     return caller
-
-
-def bind_caller(caller: Caller) -> Token[Caller | None]:
-    return _current.set(caller)
-
-
-def unbind_caller(token: Token[Caller | None]) -> None:
-    _current.reset(token)

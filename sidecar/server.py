@@ -20,6 +20,7 @@ from grpc_reflection.v1alpha import reflection
 from sidecar._handlers import ChainInterceptor, Middleware
 from sidecar._identity import bind_anonymous_caller
 from sidecar._status_mapping import map_errors
+from sidecar.deadline import record_inbound_deadline
 
 __all__ = ["Server"]
 
@@ -29,7 +30,7 @@ MAX_METADATA_BYTES = 16 * 1024
 
 
 def _server_chain() -> list[Middleware]:
-    return [bind_anonymous_caller, map_errors]
+    return [bind_anonymous_caller, record_inbound_deadline, map_errors]
 
 
 class Server:

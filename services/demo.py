@@ -1,0 +1,142 @@
+"""`make demo`: three departments, one expense claim, from submission to payout.
+
+Starts HR, finance and reimbursement as separate processes on free ports, each
+with a fresh database of demo data, drives one claim end to end through the
+generated stubs, prints what happened, and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+from deptmesh.common.v1 import money_pb2
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
+
+from services.launcher import ServiceProcess
+from services.money import Amount
+from sidecar import client
+
+CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
+AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def money(value: money_pb2.Money) -> str:
+    return str(Amount.from_proto(value))
+
+
+def state(claim: reimbursement_pb2.Claim) -> str:
+    return reimbursement_pb2.ClaimState.Name(claim.state).removeprefix("CLAIM_STATE_")
+
+
+def refusal(error: grpc.RpcError) -> str:
+    return f"{error.code().name}: {error.details()}"
+
+
+def start_departments(stack: ExitStack, workdir: Path) -> dict[str, str]:
+    def start(name: str, *extra: str) -> str:
+        process = stack.enter_context(
+            ServiceProcess(
+                name,
+                ["--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data", *extra],
+                workdir / f"{name}.log",
+            )
+        )
+        address = process.start()
+        say(f"  started {name:<14} on {address}")
+        return address
+
+    hr = start("hr")
+    finance = start("finance")
+    reimbursement = start(
+        "reimbursement",
+        "--hr-address",
+        hr,
+        "--finance-address",
+        finance,
+    )
+    return {"hr": hr, "finance": finance, "reimbursement": reimbursement}
+
+
+def drive_claim(addresses: dict[str, str]) -> bool:
+    with (
+        client.connect(addresses["reimbursement"]) as claims_channel,
+        client.connect(addresses["finance"]) as finance_channel,
+    ):
+        claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
+        payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
+        budgets = finance_pb2_grpc.BudgetServiceStub(finance_channel)
+
+        say(f'1. {CLAIMANT} (Alan Turing) submits {money(AMOUNT)} for "Train to a conference"')
+        claim = claims.SubmitClaim(
+            reimbursement_pb2.SubmitClaimRequest(
+                employee_id=CLAIMANT, amount=AMOUNT, description="Train to a conference"
+            )
+        ).claim
+        say(f"   -> {claim.claim_id} is {state(claim)}")
+
+        say(f"2. {PEER} (Katherine Johnson), a colleague, tries to approve it")
+        try:
+            claims.ApproveClaim(
+                reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=PEER)
+            )
+            say("   -> unexpectedly accepted")
+            return False
+        except grpc.RpcError as error:
+            say(f"   -> refused, {refusal(error)}")
+
+        say(f"3. {MANAGER} (Grace Hopper), Alan's manager as HR says, approves it")
+        claim = claims.ApproveClaim(
+            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+        ).claim
+        say(f"   -> {state(claim)}: reservation {claim.reservation_id}, payout {claim.payout_id}")
+
+        say("4. Approving it again")
+        try:
+            claims.ApproveClaim(
+                reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+            )
+            say("   -> unexpectedly accepted")
+            return False
+        except grpc.RpcError as error:
+            say(f"   -> refused, {refusal(error)}")
+
+        say("5. What finance recorded")
+        payout = payments.GetPayout(finance_pb2.GetPayoutRequest(payout_id=claim.payout_id)).payout
+        say(f"   payout {payout.payout_id}: {money(payout.amount)} to {payout.payee_employee_id}")
+        ledger = payments.ListLedgerEntries(
+            finance_pb2.ListLedgerEntriesRequest(cost_center_id="CC-ENG")
+        ).entries
+        for entry in ledger:
+            say(f"   ledger #{entry.entry_id}: {money(entry.amount)} from {entry.cost_center_id}")
+        budget = budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG")).budget
+        say(
+            f"   budget CC-ENG: allocated {money(budget.allocated)}, spent {money(budget.spent)},"
+            f" available {money(budget.available)}"
+        )
+        return state(claim) == "PAID" and len(ledger) == 1
+
+
+def main() -> int:
+    say("deptmesh demo: one expense claim across three departments")
+    say()
+    with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp, ExitStack() as stack:
+        addresses = start_departments(stack, Path(tmp))
+        say()
+        paid = drive_claim(addresses)
+        say()
+    say("stopped every service")
+    say("demo succeeded: the claim is PAID, once" if paid else "demo FAILED")
+    return 0 if paid else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Finance: budgets, reservations, payouts and the ledger (deptmesh.finance.v1)."""

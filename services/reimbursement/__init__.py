@@ -1,0 +1,1 @@
+"""Reimbursement: expense claims, approved by the manager and paid by finance."""

@@ -1,0 +1,49 @@
+"""Wires reimbursement together: store, the departments it calls, workflow, retrier, server."""
+
+from __future__ import annotations
+
+import argparse
+
+from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
+
+from services.reimbursement.departments import Departments
+from services.reimbursement.payout_retrier import PayoutRetrier
+from services.reimbursement.servicer import ReimbursementServicer
+from services.reimbursement.store import ClaimStore
+from services.reimbursement.workflow import ClaimWorkflow
+from services.runner import RunningService, ServiceOptions
+from sidecar.server import Server
+
+NAME = "reimbursement"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--hr-address", required=True, help="HOST:PORT of the HR service")
+    parser.add_argument("--finance-address", required=True, help="HOST:PORT of finance")
+    parser.add_argument(
+        "--payout-retry-seconds",
+        type=float,
+        default=5.0,
+        help="how often payouts that failed are retried",
+    )
+
+
+def build(options: ServiceOptions) -> RunningService:
+    store = ClaimStore(options.db)
+    departments = Departments(options.extra.hr_address, options.extra.finance_address)
+    workflow = ClaimWorkflow(store, departments)
+    retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
+    server = Server()
+    server.add_service(
+        reimbursement_pb2.DESCRIPTOR.services_by_name["ReimbursementService"],
+        reimbursement_pb2_grpc.add_ReimbursementServiceServicer_to_server,
+        ReimbursementServicer(store, workflow),
+    )
+    retrier.start()
+
+    def close() -> None:
+        retrier.stop()
+        departments.close()
+        store.close()
+
+    return RunningService(server=server, close=close)
