@@ -1,0 +1,108 @@
+"""SIGTERM and stop(): no new calls, in-flight calls finish, the process exits cleanly."""
+
+from __future__ import annotations
+
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+import pytest
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from sidecar.server import Server
+
+_SERVING = re.compile(r"^hr serving on (127\.0\.0\.1:\d+)$")
+
+
+class BlockingHr(hr_pb2_grpc.EmployeeServiceServicer):
+    """Holds every GetEmployee call until released, announcing when one arrives."""
+
+    def __init__(self) -> None:
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def GetEmployee(self, request, context):
+        self.entered.set()
+        if not self.release.wait(10):
+            raise RuntimeError("test never released the call")
+        return hr_pb2.GetEmployeeResponse(employee=hr_pb2.Employee(employee_id="E1"))
+
+
+def poll(condition, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.01)
+
+
+class TestServerStop:
+    def test_in_flight_call_finishes_and_new_calls_are_refused(self):
+        """During stop(grace) a running call completes OK while a new call is refused."""
+        servicer = BlockingHr()
+        server = Server()
+        server.add_service(
+            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+            servicer,
+        )
+        address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
+        with grpc.insecure_channel(address) as channel, ThreadPoolExecutor(2) as pool:
+            stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+            in_flight = pool.submit(stub.GetEmployee, hr_pb2.GetEmployeeRequest(), timeout=10)
+            assert servicer.entered.wait(5)
+            stopping = pool.submit(server.stop, 5.0)
+
+            def refused() -> bool:
+                try:
+                    with grpc.insecure_channel(address) as fresh:
+                        hr_pb2_grpc.EmployeeServiceStub(fresh).GetEmployee(
+                            hr_pb2.GetEmployeeRequest(), timeout=0.5
+                        )
+                except grpc.RpcError as error:
+                    return error.code() is grpc.StatusCode.UNAVAILABLE
+                return False
+
+            poll(refused)
+            servicer.release.set()
+            assert in_flight.result(5).employee.employee_id == "E1"
+            stopping.result(5)
+        assert server.wait_stopped(0)
+
+
+class TestServiceProcess:
+    def test_sigterm_drains_and_exits_zero(self, tmp_path):
+        """`python -m services.hr` prints its address, serves, and exits 0 on SIGTERM."""
+        db = str(tmp_path / "hr.db")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.hr", "--port", "0", "--db", db, "--seed-demo-data"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            line = process.stdout.readline().strip()
+            match = _SERVING.match(line)
+            assert match, f"unexpected first line {line!r}"
+            address = match[1]
+            with grpc.insecure_channel(address) as channel:
+                stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+                reply = stub.GetEmployee(hr_pb2.GetEmployeeRequest(employee_id="E1000"), timeout=5)
+                assert reply.employee.display_name == "Ada Lovelace"
+
+            process.send_signal(signal.SIGTERM)
+            assert process.wait(15) == 0
+
+            with grpc.insecure_channel(address) as channel, pytest.raises(grpc.RpcError) as error:
+                hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+                    hr_pb2.GetEmployeeRequest(employee_id="E1000"), timeout=1
+                )
+            assert error.value.code() is grpc.StatusCode.UNAVAILABLE
+        finally:
+            if process.poll() is None:
+                process.kill()
+            process.communicate(timeout=10)
