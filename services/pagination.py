@@ -5,9 +5,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TypeVar
 
 from services.validation import FieldViolations
+
+T = TypeVar("T")
 
 DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
@@ -50,3 +54,15 @@ def read_page(
         violations.add("page_token", "not a token returned by this list with the same filter")
         return Page(size, None)
     return Page(size, after)
+
+
+def close_page(
+    fetched: Sequence[T], page: Page, filter_key: str, key: Callable[[T], str | int]
+) -> tuple[Sequence[T], str]:
+    """The items of the page and the next page's token ('' on the last page).
+
+    Stores fetch page.size + 1 items: the extra one only says that there is more.
+    """
+    items = fetched[: page.size]
+    more = len(fetched) > page.size
+    return items, encode_token(key(items[-1]), filter_key) if more else ""

@@ -47,3 +47,10 @@ class FieldViolations:
     def raise_if_any(self) -> None:
         if self._violations:
             raise InvalidArgument(self._violations)
+
+
+def require_identifier(field: str, value: str) -> None:
+    """Raises INVALID_ARGUMENT unless `value` is a well-formed identifier."""
+    violations = FieldViolations()
+    violations.identifier(field, value)
+    violations.raise_if_any()

@@ -31,3 +31,12 @@ def error_reason(error: grpc.RpcError) -> str:
             detail.Unpack(info)
             return info.reason
     return ""
+
+
+def rpc_error(call, *args) -> grpc.RpcError:
+    """The error a call fails with; fails the test if the call succeeds."""
+    try:
+        call(*args)
+    except grpc.RpcError as error:
+        return error
+    raise AssertionError(f"{call} succeeded; expected an RpcError")

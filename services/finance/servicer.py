@@ -17,8 +17,8 @@ from services.finance.store import (
     ReservationState,
 )
 from services.money import Amount, check_money
-from services.pagination import Page, encode_token, read_page
-from services.validation import FieldViolations
+from services.pagination import Page, close_page, read_page
+from services.validation import FieldViolations, require_identifier
 from sidecar.caller import current_caller
 from sidecar.errors import NotFound
 
@@ -88,9 +88,7 @@ class BudgetServicer(finance_pb2_grpc.BudgetServiceServicer):
     def GetBudget(
         self, request: finance_pb2.GetBudgetRequest, context: grpc.ServicerContext
     ) -> finance_pb2.GetBudgetResponse:
-        violations = FieldViolations()
-        violations.identifier("cost_center_id", request.cost_center_id)
-        violations.raise_if_any()
+        require_identifier("cost_center_id", request.cost_center_id)
         budget = self._store.get_budget(request.cost_center_id)
         if budget is None:
             raise NotFound(f"cost centre {request.cost_center_id} has no budget")
@@ -119,9 +117,7 @@ class BudgetServicer(finance_pb2_grpc.BudgetServiceServicer):
     def ReleaseReservation(
         self, request: finance_pb2.ReleaseReservationRequest, context: grpc.ServicerContext
     ) -> finance_pb2.ReleaseReservationResponse:
-        violations = FieldViolations()
-        violations.identifier("reservation_id", request.reservation_id)
-        violations.raise_if_any()
+        require_identifier("reservation_id", request.reservation_id)
         reservation = self._store.release(request.reservation_id)
         return finance_pb2.ReleaseReservationResponse(reservation=reservation_proto(reservation))
 
@@ -156,9 +152,7 @@ class PaymentServicer(finance_pb2_grpc.PaymentServiceServicer):
     def GetPayout(
         self, request: finance_pb2.GetPayoutRequest, context: grpc.ServicerContext
     ) -> finance_pb2.GetPayoutResponse:
-        violations = FieldViolations()
-        violations.identifier("payout_id", request.payout_id)
-        violations.raise_if_any()
+        require_identifier("payout_id", request.payout_id)
         payout = self._store.get_payout(request.payout_id)
         if payout is None:
             raise NotFound(f"payout {request.payout_id} not found")
@@ -172,10 +166,12 @@ class PaymentServicer(finance_pb2_grpc.PaymentServiceServicer):
         page = read_page(violations, request.page_size, request.page_token, request.cost_center_id)
         page = _entry_id_page(violations, page)
         violations.raise_if_any()
-        entries = self._store.list_ledger_entries(page, request.cost_center_id)
-        more = len(entries) > page.size
-        entries = entries[: page.size]
-        token = encode_token(entries[-1].entry_id, request.cost_center_id) if more else ""
+        entries, token = close_page(
+            self._store.list_ledger_entries(page, request.cost_center_id),
+            page,
+            request.cost_center_id,
+            key=lambda entry: entry.entry_id,
+        )
         return finance_pb2.ListLedgerEntriesResponse(
             entries=[ledger_entry_proto(e) for e in entries], next_page_token=token
         )

@@ -6,8 +6,8 @@ import grpc
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
 from services.hr.store import CostCenter, Employee, HrStore
-from services.pagination import encode_token, read_page
-from services.validation import FieldViolations
+from services.pagination import close_page, read_page
+from services.validation import FieldViolations, require_identifier
 from sidecar.errors import NotFound
 
 
@@ -47,10 +47,12 @@ class EmployeeServicer(hr_pb2_grpc.EmployeeServiceServicer):
         violations.identifier("cost_center_id", request.cost_center_id, required=False)
         page = read_page(violations, request.page_size, request.page_token, request.cost_center_id)
         violations.raise_if_any()
-        employees = self._store.list_employees(page, request.cost_center_id)
-        more = len(employees) > page.size
-        employees = employees[: page.size]
-        token = encode_token(employees[-1].employee_id, request.cost_center_id) if more else ""
+        employees, token = close_page(
+            self._store.list_employees(page, request.cost_center_id),
+            page,
+            request.cost_center_id,
+            key=lambda employee: employee.employee_id,
+        )
         return hr_pb2.ListEmployeesResponse(
             employees=[employee_proto(e) for e in employees], next_page_token=token
         )
@@ -65,18 +67,14 @@ class EmployeeServicer(hr_pb2_grpc.EmployeeServiceServicer):
     def GetCostCenter(
         self, request: hr_pb2.GetCostCenterRequest, context: grpc.ServicerContext
     ) -> hr_pb2.GetCostCenterResponse:
-        violations = FieldViolations()
-        violations.identifier("cost_center_id", request.cost_center_id)
-        violations.raise_if_any()
+        require_identifier("cost_center_id", request.cost_center_id)
         cost_center = self._store.get_cost_center(request.cost_center_id)
         if cost_center is None:
             raise NotFound(f"cost centre {request.cost_center_id} not found")
         return hr_pb2.GetCostCenterResponse(cost_center=cost_center_proto(cost_center))
 
     def _find_employee(self, employee_id: str) -> Employee:
-        violations = FieldViolations()
-        violations.identifier("employee_id", employee_id)
-        violations.raise_if_any()
+        require_identifier("employee_id", employee_id)
         employee = self._store.get_employee(employee_id)
         if employee is None:
             raise NotFound(f"employee {employee_id} not found")

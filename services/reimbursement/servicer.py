@@ -8,10 +8,10 @@ from deptmesh.reimbursement.v1 import reimbursement_pb2_grpc
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from services.money import Amount, check_money
-from services.pagination import encode_token, read_page
+from services.pagination import close_page, read_page
 from services.reimbursement.store import Claim, ClaimState, ClaimStore, NewClaim
 from services.reimbursement.workflow import ClaimWorkflow
-from services.validation import FieldViolations
+from services.validation import FieldViolations, require_identifier
 from sidecar.caller import current_caller
 
 _STATES = {state: pb.ClaimState.Value(f"CLAIM_STATE_{state}") for state in ClaimState}
@@ -63,9 +63,7 @@ class ReimbursementServicer(reimbursement_pb2_grpc.ReimbursementServiceServicer)
     def GetClaim(
         self, request: pb.GetClaimRequest, context: grpc.ServicerContext
     ) -> pb.GetClaimResponse:
-        violations = FieldViolations()
-        violations.identifier("claim_id", request.claim_id)
-        violations.raise_if_any()
+        require_identifier("claim_id", request.claim_id)
         return pb.GetClaimResponse(claim=claim_proto(self._store.get(request.claim_id)))
 
     def ListClaims(
@@ -79,10 +77,12 @@ class ReimbursementServicer(reimbursement_pb2_grpc.ReimbursementServiceServicer)
         filter_key = f"{request.employee_id}\0{request.state}"
         page = read_page(violations, request.page_size, request.page_token, filter_key)
         violations.raise_if_any()
-        claims = self._store.page(page, request.employee_id, state)
-        more = len(claims) > page.size
-        claims = claims[: page.size]
-        token = encode_token(claims[-1].seq, filter_key) if more else ""
+        claims, token = close_page(
+            self._store.page(page, request.employee_id, state),
+            page,
+            filter_key,
+            key=lambda claim: claim.seq,
+        )
         return pb.ListClaimsResponse(claims=[claim_proto(c) for c in claims], next_page_token=token)
 
     def ApproveClaim(

@@ -13,7 +13,7 @@ from deptmesh.finance.v1 import finance_pb2_grpc
 
 from services.finance.app import build
 from services.money import Amount
-from tests.rpc_errors import bad_request_fields, error_reason
+from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
 EUR_100 = money_pb2.Money(currency_code="EUR", units=100)
 
@@ -55,12 +55,6 @@ def finance(start_service) -> Finance:
 
 def nanos(money: money_pb2.Money) -> int:
     return Amount.from_proto(money).nanos
-
-
-def rpc_error(call, request) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(request, timeout=5)
-    return caught.value
 
 
 class TestPayoutOnce:

@@ -14,7 +14,7 @@ import grpc
 import pytest
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.server import Server
+from tests.integration.servers import serve_employee_service
 
 _SERVING = re.compile(r"^hr serving on (127\.0\.0\.1:\d+)$")
 
@@ -44,13 +44,7 @@ class TestServerStop:
     def test_in_flight_call_finishes_and_new_calls_are_refused(self):
         """During stop(grace) a running call completes OK while a new call is refused."""
         servicer = BlockingHr()
-        server = Server()
-        server.add_service(
-            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-            servicer,
-        )
-        address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
+        server, address = serve_employee_service(servicer)
         with grpc.insecure_channel(address) as channel, ThreadPoolExecutor(2) as pool:
             stub = hr_pb2_grpc.EmployeeServiceStub(channel)
             in_flight = pool.submit(stub.GetEmployee, hr_pb2.GetEmployeeRequest(), timeout=10)

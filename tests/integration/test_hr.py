@@ -10,7 +10,7 @@ from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from services.hr.app import build
 from services.hr.demo_data import EMPLOYEES
-from tests.rpc_errors import bad_request_fields
+from tests.rpc_errors import bad_request_fields, rpc_error
 
 
 @pytest.fixture
@@ -21,12 +21,6 @@ def hr(start_service):
 @pytest.fixture
 def stub(hr):
     return hr_pb2_grpc.EmployeeServiceStub(hr.channel)
-
-
-def rpc_error(call, request) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(request, timeout=5)
-    return caught.value
 
 
 class TestEmployeeService:

@@ -18,7 +18,7 @@ from services.hr.app import build as build_hr
 from services.money import Amount
 from services.reimbursement.app import build as build_reimbursement
 from services.reimbursement.store import ClaimStore, NewClaim
-from tests.rpc_errors import bad_request_fields, error_reason
+from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
 EUR_42_50 = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
@@ -68,12 +68,6 @@ class Company:
 @pytest.fixture
 def company(start_service) -> Company:
     return Company(start_service)
-
-
-def rpc_error(call, *args) -> grpc.RpcError:
-    with pytest.raises(grpc.RpcError) as caught:
-        call(*args)
-    return caught.value
 
 
 class TestClaimFlow:

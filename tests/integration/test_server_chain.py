@@ -7,7 +7,7 @@ import pytest
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
 from sidecar.caller import ANONYMOUS, current_caller
-from sidecar.server import Server
+from tests.integration.servers import serve_employee_service
 
 
 class ScriptedHr(hr_pb2_grpc.EmployeeServiceServicer):
@@ -30,14 +30,8 @@ class ScriptedHr(hr_pb2_grpc.EmployeeServiceServicer):
 @pytest.fixture
 def served():
     servicer = ScriptedHr()
-    server = Server()
-    server.add_service(
-        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-        servicer,
-    )
-    port = server.start("127.0.0.1:0")
-    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    server, address = serve_employee_service(servicer)
+    channel = grpc.insecure_channel(address)
     yield servicer, hr_pb2_grpc.EmployeeServiceStub(channel), channel
     channel.close()
     server.stop(0)

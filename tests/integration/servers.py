@@ -1,0 +1,18 @@
+"""A sidecar server around a test's own EmployeeService behaviours, on port 0."""
+
+from __future__ import annotations
+
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from sidecar.server import Server
+
+
+def serve_employee_service(servicer: hr_pb2_grpc.EmployeeServiceServicer) -> tuple[Server, str]:
+    """Starts `servicer` behind the sidecar chain; returns the server and its address."""
+    server = Server()
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        servicer,
+    )
+    return server, f"127.0.0.1:{server.start('127.0.0.1:0')}"
