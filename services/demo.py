@@ -1,14 +1,18 @@
 """`make demo`: three departments, one expense claim, from submission to payout.
 
-Starts HR, finance and reimbursement as separate processes on free ports, each
-with a fresh database of demo data, drives one claim end to end through the
-generated stubs, prints what happened, and stops every process it started.
+Starts a Consul dev agent, then HR, two finance replicas (sharing one database)
+and reimbursement as separate processes on free ports, each registered in Consul
+with a gRPC health check. Drives one claim end to end through the generated
+stubs (reimbursement finds HR and finance by name), shows calls spread across
+the finance replicas, prints what happened, and stops every process it started.
 """
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import tempfile
+import time
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -17,6 +21,9 @@ from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 
+from registry.agent import DevAgent
+from registry.cache import EndpointCache
+from registry.consul import ConsulRegistry
 from services.launcher import ServiceProcess
 from services.money import Amount
 from sidecar import client
@@ -41,35 +48,41 @@ def refusal(error: grpc.RpcError) -> str:
     return f"{error.code().name}: {error.details()}"
 
 
-def start_departments(stack: ExitStack, workdir: Path) -> dict[str, str]:
-    def start(name: str, *extra: str) -> str:
+def start_departments(stack: ExitStack, workdir: Path, consul: str) -> dict[str, str]:
+    def start(name: str, replica: int = 1) -> str:
         process = stack.enter_context(
             ServiceProcess(
                 name,
-                ["--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data", *extra],
-                workdir / f"{name}.log",
+                [
+                    *("--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data"),
+                    *("--consul-address", consul),
+                ],
+                workdir / f"{name}-{replica}.log",
             )
         )
         address = process.start()
         say(f"  started {name:<14} on {address}")
         return address
 
-    hr = start("hr")
-    finance = start("finance")
-    reimbursement = start(
-        "reimbursement",
-        "--hr-address",
-        hr,
-        "--finance-address",
-        finance,
-    )
-    return {"hr": hr, "finance": finance, "reimbursement": reimbursement}
+    addresses = {"hr": start("hr"), "finance": start("finance")}
+    start("finance", replica=2)  # a second replica over the same database
+    addresses["reimbursement"] = start("reimbursement")
+    return addresses
 
 
-def drive_claim(addresses: dict[str, str]) -> bool:
+def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> None:
+    """Polls Consul until its own gRPC health checks pass for every instance."""
+    deadline = time.monotonic() + 30
+    while any(len(registry.resolve(name)) < n for name, n in expected.items()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"services did not turn healthy in Consul: {expected}")
+        time.sleep(0.1)
+
+
+def drive_claim(addresses: dict[str, str], cache: EndpointCache) -> bool:
     with (
-        client.connect(addresses["reimbursement"]) as claims_channel,
-        client.connect(addresses["finance"]) as finance_channel,
+        client.dial(addresses["reimbursement"]) as claims_channel,
+        client.connect("finance", cache) as finance_channel,
     ):
         claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
         payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
@@ -122,6 +135,12 @@ def drive_claim(addresses: dict[str, str]) -> bool:
             f"   budget CC-ENG: allocated {money(budget.allocated)}, spent {money(budget.spent)},"
             f" available {money(budget.available)}"
         )
+
+        say("6. Twenty budget reads from here, balanced across the finance replicas")
+        for _ in range(20):
+            budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG"))
+        for address, calls in finance_channel.balancer().call_counts().items():
+            say(f"   finance at {address}: {calls} calls")
         return state(claim) == "PAID" and len(ledger) == 1
 
 
@@ -129,9 +148,15 @@ def main() -> int:
     say("deptmesh demo: one expense claim across three departments")
     say()
     with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp, ExitStack() as stack:
-        addresses = start_departments(stack, Path(tmp))
+        agent = stack.enter_context(DevAgent())
+        say(f"  started consul dev agent on {agent.address}")
+        registry = ConsulRegistry(agent.address)
+        addresses = start_departments(stack, Path(tmp), agent.address)
+        wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
+        say("  Consul's gRPC health checks pass for all four instances")
         say()
-        paid = drive_claim(addresses)
+        cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
+        paid = drive_claim(addresses, cache)
         say()
     say("stopped every service")
     say("demo succeeded: the claim is PAID, once" if paid else "demo FAILED")

@@ -1,25 +1,34 @@
 """Runs one department service as a process.
 
-`python -m services.<dept> --port 0 --db PATH` binds, prints the bound address
-on one line (`<name> serving on HOST:PORT`), serves until SIGTERM or SIGINT,
-then drains: NOT_SERVING, no new calls, in-flight calls finish within the grace
-period, and the process exits 0.
+`python -m services.<dept> --port 0 --db PATH [--consul-address HOST:PORT]`
+binds, registers itself in Consul (with a gRPC health check Consul runs), prints
+the bound address on one line (`<name> serving on HOST:PORT`), and serves until
+SIGTERM or SIGINT. Then it drains: marked critical in the registry so callers
+stop choosing it, a pause for their watches to notice, NOT_SERVING, no new
+calls, in-flight calls finish within the grace period, deregistered, exit 0.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
 
+from registry.consul import ConsulRegistry
+from registry.model import ServiceInstance
+from registry.protocol import Registry
 from sidecar.logs import configure_logging
 from sidecar.server import Server
+
+CONTRACT_VERSION = "v1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +40,10 @@ class ServiceOptions:
     db: Path
     seed_demo_data: bool
     grace_seconds: float
+    # Where this service registers and finds the others; None runs it alone.
+    registry: Registry | None
+    # How long a draining instance keeps serving before it stops accepting calls.
+    drain_seconds: float
     extra: argparse.Namespace
 
 
@@ -62,6 +75,17 @@ def parse_options(
         default=10.0,
         help="how long in-flight calls may run after SIGTERM",
     )
+    parser.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=1.5,
+        help="how long to keep serving after leaving the registry, while callers move away",
+    )
+    parser.add_argument(
+        "--consul-address",
+        default=os.environ.get("CONSUL_HTTP_ADDR"),
+        help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR; none: run unregistered)",
+    )
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
     if add_arguments is not None:
         add_arguments(parser)
@@ -75,7 +99,20 @@ def parse_options(
         db=args.db,
         seed_demo_data=args.seed_demo_data,
         grace_seconds=args.grace_seconds,
+        registry=ConsulRegistry(args.consul_address) if args.consul_address else None,
+        drain_seconds=args.drain_seconds,
         extra=args,
+    )
+
+
+def instance_of(name: str, host: str, port: int) -> ServiceInstance:
+    return ServiceInstance(
+        service=name,
+        instance_id=f"{name}-{host}-{port}",
+        address=host,
+        port=port,
+        tags=(f"contract-{CONTRACT_VERSION}",),
+        meta={"department": name, "contract_version": CONTRACT_VERSION},
     )
 
 
@@ -92,13 +129,22 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
 
     service = build(options)
     port = service.server.start(f"{options.host}:{options.port}")
-    address = f"{options.host}:{port}"
-    sys.stdout.write(f"{name} serving on {address}\n")
+    instance = instance_of(name, options.host, port)
+    if options.registry is not None:
+        options.registry.register(instance)
+    sys.stdout.write(f"{name} serving on {instance.endpoint}\n")
     sys.stdout.flush()
-    log.info("serving", address=address, db=str(options.db))
+    log.info("serving", address=instance.endpoint, db=str(options.db))
 
     stop_requested.wait()
+    if options.registry is not None:
+        options.registry.set_draining(instance.instance_id)
+        # Callers' watches see the change within a round trip; calls they
+        # already started keep landing here until then.
+        time.sleep(options.drain_seconds)
     service.server.stop(options.grace_seconds)
+    if options.registry is not None:
+        options.registry.deregister(instance.instance_id)
     service.close()
     log.info("stopped")
     return 0

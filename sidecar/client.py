@@ -1,8 +1,10 @@
 """Outbound channels: what a service's generated stubs call other departments through.
 
-`connect(address)` returns a grpc.Channel that the generated stubs accept, with
-the client chain applied to every call: a deadline always set (the caller's own
-timeout or the default, never beyond the inbound call's remaining time).
+`connect(service, cache)` returns a channel over every healthy instance of a
+service, found through the registry: per-call balancing, ejection of failed
+endpoints, safe retries (see _service_channel.py). `dial(address)` is one fixed
+address, for tools and tests. Both give every call a deadline: the caller's own
+timeout or the default, never beyond the inbound call's remaining time.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 import grpc
 
+from registry.cache import EndpointCache
+from sidecar._service_channel import ServiceChannel
 from sidecar.deadline import outbound_timeout
 
-__all__ = ["DEFAULT_TIMEOUT_SECONDS", "connect"]
+__all__ = ["DEFAULT_TIMEOUT_SECONDS", "ServiceChannel", "connect", "dial"]
 
 DEFAULT_TIMEOUT_SECONDS = 5.0
 
@@ -72,9 +76,21 @@ class _DeadlineInterceptor(
         return continuation(self._with_deadline(details), requests)
 
 
-def connect(address: str, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
-    """A plaintext channel to `address` with the client chain applied."""
+def _check_timeout(default_timeout: float) -> None:
     if default_timeout <= 0:
         raise ValueError(f"default_timeout must be positive, got {default_timeout}")
+
+
+def connect(
+    service: str, cache: EndpointCache, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS
+) -> ServiceChannel:
+    """A channel over the healthy instances of `service`, as the registry cache knows them."""
+    _check_timeout(default_timeout)
+    return ServiceChannel(service, cache, default_timeout=default_timeout)
+
+
+def dial(address: str, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
+    """A plaintext channel to one fixed `address` with the client chain applied."""
+    _check_timeout(default_timeout)
     channel = grpc.insecure_channel(address)
     return grpc.intercept_channel(channel, _DeadlineInterceptor(default_timeout))

@@ -6,6 +6,7 @@ import argparse
 
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 
+from registry.cache import EndpointCache
 from services.reimbursement.departments import Departments
 from services.reimbursement.payout_retrier import PayoutRetrier
 from services.reimbursement.servicer import ReimbursementServicer
@@ -18,8 +19,6 @@ NAME = "reimbursement"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--hr-address", required=True, help="HOST:PORT of the HR service")
-    parser.add_argument("--finance-address", required=True, help="HOST:PORT of finance")
     parser.add_argument(
         "--payout-retry-seconds",
         type=float,
@@ -29,8 +28,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def build(options: ServiceOptions) -> RunningService:
+    if options.registry is None:
+        raise ValueError(
+            "reimbursement finds HR and finance through the registry: give --consul-address"
+        )
     store = ClaimStore(options.db)
-    departments = Departments(options.extra.hr_address, options.extra.finance_address)
+    cache = EndpointCache(options.registry)
+    departments = Departments(cache)
     workflow = ClaimWorkflow(store, departments)
     retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
     server = Server()
@@ -44,6 +48,7 @@ def build(options: ServiceOptions) -> RunningService:
     def close() -> None:
         retrier.stop()
         departments.close()
+        cache.close()
         store.close()
 
     return RunningService(server=server, close=close)

@@ -17,6 +17,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
+from registry.cache import EndpointCache, ServiceUnavailable
 from services.money import Amount
 from sidecar import client
 from sidecar.errors import FailedPrecondition, ServiceError, Unavailable
@@ -37,10 +38,10 @@ class Manager:
 class Departments:
     """HR and finance as reimbursement uses them."""
 
-    def __init__(self, hr_address: str, finance_address: str) -> None:
-        self._hr_channel = client.connect(hr_address, default_timeout=CALL_TIMEOUT_SECONDS)
+    def __init__(self, cache: EndpointCache) -> None:
+        self._hr_channel = client.connect("hr", cache, default_timeout=CALL_TIMEOUT_SECONDS)
         self._finance_channel = client.connect(
-            finance_address, default_timeout=CALL_TIMEOUT_SECONDS
+            "finance", cache, default_timeout=CALL_TIMEOUT_SECONDS
         )
         self._employees = hr_pb2_grpc.EmployeeServiceStub(self._hr_channel)
         self._budgets = finance_pb2_grpc.BudgetServiceStub(self._finance_channel)
@@ -96,6 +97,8 @@ def _mapped(department: str) -> Iterator[None]:
         yield
     except grpc.RpcError as error:
         raise _our_error(department, error) from error
+    except ServiceUnavailable as error:
+        raise Unavailable(str(error), reason="DEPENDENCY_UNAVAILABLE") from error
 
 
 def _our_error(department: str, error: grpc.RpcError) -> ServiceError:

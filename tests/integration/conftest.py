@@ -1,4 +1,8 @@
-"""Real department services on port 0, in this process, each with its own database."""
+"""Real department services on port 0, in this process, each with its own database.
+
+Services find each other through an in-memory StaticRegistry per test; the
+Consul-backed tests live in tests/integration/consul/.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from services.runner import Builder, RunningService, ServiceOptions
+from registry.static import StaticRegistry
+from services.runner import Builder, RunningService, ServiceOptions, instance_of
 
 
 @dataclass
@@ -26,7 +31,12 @@ StartService = Callable[..., Running]
 
 
 @pytest.fixture
-def start_service(tmp_path: Path) -> Iterator[StartService]:
+def static_registry() -> StaticRegistry:
+    return StaticRegistry()
+
+
+@pytest.fixture
+def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[StartService]:
     """Starts a service's real server on 127.0.0.1:0; stops all of them after the test."""
     started: list[Running] = []
 
@@ -37,10 +47,13 @@ def start_service(tmp_path: Path) -> Iterator[StartService]:
             db=tmp_path / f"{name}.db",
             seed_demo_data=seed,
             grace_seconds=5.0,
+            registry=static_registry,
+            drain_seconds=0.0,
             extra=argparse.Namespace(**extra),
         )
         service = build(options)
         port = service.server.start(f"{options.host}:{options.port}")
+        static_registry.register(instance_of(name, "127.0.0.1", port))
         address = f"127.0.0.1:{port}"
         running = Running(address, grpc.insecure_channel(address), service)
         started.append(running)

@@ -29,7 +29,7 @@ class Forwarder(hr_pb2_grpc.EmployeeServiceServicer):
     """A service that handles each call by making one outbound call through the sidecar."""
 
     def __init__(self, target: str) -> None:
-        self._stub = hr_pb2_grpc.EmployeeServiceStub(client.connect(target, default_timeout=30))
+        self._stub = hr_pb2_grpc.EmployeeServiceStub(client.dial(target, default_timeout=30))
 
     def GetEmployee(self, request, context):
         return self._stub.GetEmployee(request)
@@ -47,14 +47,14 @@ class TestOutboundDeadline:
     def test_call_without_timeout_gets_the_default(self, recording_hr):
         """A stub call with no timeout is sent with the channel's default deadline."""
         hr, address = recording_hr
-        with client.connect(address, default_timeout=7.0) as channel:
+        with client.dial(address, default_timeout=7.0) as channel:
             hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(hr_pb2.GetEmployeeRequest())
         assert 0 < hr.remaining[0] <= 7.0 + SLACK
 
     def test_explicit_timeout_wins_over_the_default(self, recording_hr):
         """A stub call's own timeout is kept when it is shorter than the default."""
         hr, address = recording_hr
-        with client.connect(address, default_timeout=30.0) as channel:
+        with client.dial(address, default_timeout=30.0) as channel:
             stub = hr_pb2_grpc.EmployeeServiceStub(channel)
             stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=2.0)
         assert 0 < hr.remaining[0] <= 2.0 + SLACK
@@ -74,4 +74,4 @@ class TestOutboundDeadline:
     def test_default_timeout_must_be_positive(self):
         """A channel without a usable default deadline is refused at construction."""
         with pytest.raises(ValueError, match="default_timeout"):
-            client.connect("127.0.0.1:1", default_timeout=0)
+            client.dial("127.0.0.1:1", default_timeout=0)

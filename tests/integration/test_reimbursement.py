@@ -39,8 +39,6 @@ class Company:
         running = self.start_service(
             "reimbursement",
             build_reimbursement,
-            hr_address=self.hr.address,
-            finance_address=self.finance.address,
             payout_retry_seconds=retry_seconds,
         )
         self.claims = reimbursement_pb2_grpc.ReimbursementServiceStub(running.channel)

@@ -1,0 +1,124 @@
+"""ConsulRegistry: the only module that talks to Consul's catalog and health API.
+
+py-consul is wrapped because it sets no HTTP timeout unless told and lets the
+environment override an explicit token: here every call has a timeout, and an
+explicit token (or address) always wins over CONSUL_HTTP_TOKEN / CONSUL_HTTP_ADDR.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import consul
+import requests
+
+from registry.model import Health, ServiceInstance
+from registry.protocol import RegistryUnavailable
+
+DEFAULT_ADDRESS = "127.0.0.1:8500"
+# How often Consul calls each instance's grpc.health.v1, and how long it waits.
+CHECK_INTERVAL = "1s"
+CHECK_TIMEOUT = "1s"
+# An instance whose check stays critical this long is removed by Consul itself.
+DEREGISTER_CRITICAL_AFTER = "1m"
+
+
+class ConsulRegistry:
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        token: str | None = None,
+        timeout_seconds: float = 3.0,
+    ) -> None:
+        address = address or os.environ.get("CONSUL_HTTP_ADDR") or DEFAULT_ADDRESS
+        host, _, port = address.removeprefix("http://").rpartition(":")
+        self.address = f"{host}:{port}"
+        self._client = consul.Consul(host=host, port=int(port), connections_timeout=timeout_seconds)
+        # py-consul prefers CONSUL_HTTP_TOKEN over the argument; we do the opposite.
+        self._client.token = token if token is not None else os.environ.get("CONSUL_HTTP_TOKEN")
+
+    def register(self, instance: ServiceInstance) -> None:
+        check = consul.Check.grpc(
+            instance.endpoint,
+            CHECK_INTERVAL,
+            timeout=CHECK_TIMEOUT,
+            deregister=DEREGISTER_CRITICAL_AFTER,
+        )
+        self._call(
+            self._client.agent.service.register,
+            instance.service,
+            service_id=instance.instance_id,
+            address=instance.address,
+            port=instance.port,
+            tags=list(instance.tags),
+            meta=dict(instance.meta),
+            check=check,
+        )
+
+    def deregister(self, instance_id: str) -> None:
+        self._call(self._client.agent.service.deregister, instance_id)
+
+    def set_draining(self, instance_id: str) -> None:
+        # Maintenance mode turns the instance critical at once, without waiting
+        # for the next health check.
+        self._call(self._client.agent.service.maintenance, instance_id, True, reason="draining")
+
+    def resolve(self, service: str) -> list[ServiceInstance]:
+        _, entries = self._call(self._client.health.service, service, passing=True)
+        return _instances(entries)
+
+    def query(
+        self, service: str, index: int, wait_seconds: float
+    ) -> tuple[int, list[ServiceInstance]]:
+        new_index, entries = self._call(
+            self._client.health.service,
+            service,
+            passing=True,
+            index=index or None,
+            wait=f"{max(1, int(wait_seconds))}s",
+        )
+        return int(new_index), _instances(entries)
+
+    def services(self) -> list[ServiceInstance]:
+        _, names = self._call(self._client.catalog.services)
+        found: list[ServiceInstance] = []
+        for name in sorted(names):
+            if name == "consul":
+                continue
+            _, entries = self._call(self._client.health.service, name)
+            found += _instances(entries)
+        return found
+
+    def kv_put(self, key: str, value: str) -> None:
+        self._call(self._client.kv.put, key, value)
+
+    @staticmethod
+    def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return function(*args, **kwargs)
+        except (requests.RequestException, consul.ConsulException) as error:
+            raise RegistryUnavailable(f"consul: {error}") from error
+
+
+def _instances(entries: list[dict[str, Any]]) -> list[ServiceInstance]:
+    instances = []
+    for entry in entries:
+        service = entry["Service"]
+        statuses = {check["Status"] for check in entry.get("Checks", [])}
+        health = next(
+            (h for h in (Health.CRITICAL, Health.WARNING) if h.value in statuses), Health.PASSING
+        )
+        instances.append(
+            ServiceInstance(
+                service=service["Service"],
+                instance_id=service["ID"],
+                address=service["Address"] or entry["Node"]["Address"],
+                port=int(service["Port"]),
+                tags=tuple(service.get("Tags") or ()),
+                meta=dict(service.get("Meta") or {}),
+                health=health,
+            )
+        )
+    return sorted(instances, key=lambda i: i.instance_id)
