@@ -26,6 +26,30 @@ MAX_ATTEMPTS = 3
 _NOT_CONNECTED = ("failed to connect", "connection refused", "connections to all backends failing")
 
 
+class NoEndpointError(grpc.RpcError):
+    """UNAVAILABLE before any call was made: no usable instance of the service is known.
+
+    It is a grpc.RpcError with code() and details() like a failed call, so
+    callers handle it as they handle any other UNAVAILABLE.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self._message = message
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return self._message
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
 def _never_reached_server(error: grpc.RpcError) -> bool:
     details = (error.details() or "").lower()
     return error.code() is grpc.StatusCode.UNAVAILABLE and any(
@@ -92,7 +116,10 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         deadline = time.monotonic() + outbound_timeout(timeout, self._channel.default_timeout)
         tried: list[str] = []
         while True:
-            endpoint = balancer.pick(avoid=tried)
+            try:
+                endpoint = balancer.pick(avoid=tried)
+            except ServiceUnavailable as error:
+                raise NoEndpointError(str(error)) from error
             tried.append(endpoint.address)
             connection_failed = False
             try:
@@ -119,7 +146,10 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
     ) -> Any:
         # Futures are not retried: the caller owns the call once it has started.
         balancer = self._channel.balancer()
-        endpoint = balancer.pick()
+        try:
+            endpoint = balancer.pick()
+        except ServiceUnavailable as error:
+            raise NoEndpointError(str(error)) from error
         future = self._endpoint_callable(endpoint).future(
             request,
             timeout=outbound_timeout(timeout, self._channel.default_timeout),
@@ -151,10 +181,13 @@ class ServiceChannel(grpc.Channel):
 
     def balancer(self) -> Balancer:
         """The balancer, subscribed to the catalog on first use (fails fast if unknown)."""
-        if not self._subscribed:
-            self._balancer.update(self._cache.subscribe(self.service, self._balancer.update))
-            self._subscribed = True
-        self._cache.instances(self.service)  # raises when the endpoints are too stale
+        try:
+            if not self._subscribed:
+                self._balancer.update(self._cache.subscribe(self.service, self._balancer.update))
+                self._subscribed = True
+            self._cache.instances(self.service)  # raises when the endpoints are too stale
+        except ServiceUnavailable as error:
+            raise NoEndpointError(str(error)) from error
         return self._balancer
 
     def unary_unary(
@@ -167,7 +200,10 @@ class ServiceChannel(grpc.Channel):
         return _BalancedUnaryUnary(self, method, request_serializer, response_deserializer)
 
     def _single(self) -> grpc.Channel:
-        endpoint = self.balancer().pick()
+        try:
+            endpoint = self.balancer().pick()
+        except ServiceUnavailable as error:
+            raise NoEndpointError(str(error)) from error
         self._balancer.release(endpoint, connection_failed=False)
         return endpoint.channel
 
@@ -197,4 +233,4 @@ class ServiceChannel(grpc.Channel):
         self.close()
 
 
-__all__ = ["ServiceChannel", "ServiceUnavailable"]
+__all__ = ["NoEndpointError", "ServiceChannel"]

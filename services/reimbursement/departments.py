@@ -17,7 +17,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from registry.cache import EndpointCache, ServiceUnavailable
+from registry.cache import EndpointCache
 from services.money import Amount
 from sidecar import client
 from sidecar.errors import FailedPrecondition, ServiceError, Unavailable
@@ -97,8 +97,6 @@ def _mapped(department: str) -> Iterator[None]:
         yield
     except grpc.RpcError as error:
         raise _our_error(department, error) from error
-    except ServiceUnavailable as error:
-        raise Unavailable(str(error), reason="DEPENDENCY_UNAVAILABLE") from error
 
 
 def _our_error(department: str, error: grpc.RpcError) -> ServiceError:

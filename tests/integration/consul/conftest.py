@@ -1,0 +1,70 @@
+"""A real Consul dev agent (installed by scripts/install-consul if missing)."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from registry.agent import DevAgent
+from registry.consul import ConsulRegistry
+from registry.model import ServiceInstance
+from services.runner import instance_of
+from sidecar.server import Server
+from tests.integration.servers import serve_employee_service
+from tests.integration.test_deadlines import RecordingHr
+
+
+@pytest.fixture(scope="session")
+def consul_agent() -> Iterator[DevAgent]:
+    with DevAgent() as agent:
+        yield agent
+
+
+@pytest.fixture
+def consul(consul_agent) -> ConsulRegistry:
+    return ConsulRegistry(consul_agent.address)
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
+        time.sleep(0.02)
+
+
+class Replicas:
+    """In-process servers registered in Consul under one fresh service name."""
+
+    def __init__(self, registry: ConsulRegistry) -> None:
+        self.registry = registry
+        self.service = f"svc-{uuid.uuid4().hex[:8]}"
+        self.servers: dict[str, Server] = {}
+
+    def add(self) -> ServiceInstance:
+        server, address = serve_employee_service(RecordingHr())
+        port = int(address.rpartition(":")[2])
+        instance = instance_of(self.service, "127.0.0.1", port)
+        self.registry.register(instance)
+        self.servers[instance.instance_id] = server
+        return instance
+
+    def healthy(self) -> set[str]:
+        return {i.endpoint for i in self.registry.resolve(self.service)}
+
+    def close(self) -> None:
+        for instance_id, server in self.servers.items():
+            self.registry.deregister(instance_id)
+            server.stop(0)
+
+
+@pytest.fixture
+def replicas(consul) -> Iterator[Replicas]:
+    group = Replicas(consul)
+    yield group
+    group.close()
