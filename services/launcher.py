@@ -70,6 +70,12 @@ class ServiceProcess:
             process.stdout.close()
         return process.returncode
 
+    def kill(self) -> None:
+        """SIGKILL: the process gets no chance to drain or deregister."""
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait()
+
     def log(self) -> str:
         return self._log_path.read_text()
 

@@ -105,6 +105,11 @@ class Balancer:
             if endpoint.removed and endpoint.outstanding == 0:
                 endpoint.channel.close()
 
+    def endpoint(self, address: str) -> Endpoint | None:
+        """The current endpoint at `address`, to observe its calls and ejection."""
+        with self._lock:
+            return self._endpoints.get(address)
+
     def call_counts(self) -> dict[str, int]:
         """Calls started per current endpoint, for tools and the demo."""
         with self._lock:

@@ -1,0 +1,158 @@
+"""Failures around discovery: a killed replica, a drained replica, Consul going away."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import grpc
+import pytest
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+
+from registry.agent import DevAgent
+from registry.cache import EndpointCache
+from registry.consul import ConsulRegistry
+from services.launcher import ServiceProcess
+from sidecar import client
+from tests.integration.consul.conftest import Replicas, wait_for
+from tests.integration.consul.test_discovery import call
+
+
+class SteadyLoad:
+    """One thread calling GetBudget back to back, counting outcomes, until stopped."""
+
+    def __init__(self, channel) -> None:
+        self._stub = finance_pb2_grpc.BudgetServiceStub(channel)
+        self.ok = 0
+        self.failures: list[grpc.RpcError] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self._stub.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG"))
+                self.ok += 1
+            except grpc.RpcError as error:
+                self.failures.append(error)
+
+    def __enter__(self) -> SteadyLoad:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(30)
+
+    def wait_for_calls(self, more: int) -> None:
+        target = self.ok + more
+        wait_for(lambda: self.ok >= target, timeout=10, what=f"{more} more calls")
+
+
+@pytest.fixture
+def finance_replicas(consul_agent, tmp_path):
+    """Two finance processes over one database, registered in Consul."""
+    processes = []
+    for replica in range(2):
+        process = ServiceProcess(
+            "finance",
+            [
+                *("--port", "0", "--db", str(tmp_path / "finance.db"), "--seed-demo-data"),
+                *("--consul-address", consul_agent.address, "--drain-seconds", "1.5"),
+            ],
+            tmp_path / f"finance-{replica}.log",
+        )
+        process.start()
+        processes.append(process)
+    registry = ConsulRegistry(consul_agent.address)
+    addresses = {p.address for p in processes}
+    wait_for(
+        lambda: addresses <= {i.endpoint for i in registry.resolve("finance")},
+        what="both finance replicas passing",
+    )
+    yield processes
+    for process in processes:
+        process.stop()
+
+
+@pytest.fixture
+def finance_channel(consul):
+    cache = EndpointCache(consul)
+    channel = client.connect("finance", cache)
+    yield channel
+    channel.close()
+    cache.close()
+
+
+class TestReplicaFailure:
+    def test_sigkill_fails_no_idempotent_call_and_ejects_at_once(
+        self, finance_replicas, finance_channel
+    ):
+        """A replica killed with SIGKILL under load: no call fails, its endpoint is ejected."""
+        victim = finance_replicas[0]
+        with SteadyLoad(finance_channel) as load:
+            load.wait_for_calls(50)
+            victim_endpoint = finance_channel.balancer().endpoint(victim.address)
+            victim.kill()
+            calls_at_kill = victim_endpoint.calls
+            load.wait_for_calls(200)
+        assert load.failures == []
+        # At most the call in flight at the kill plus one more attempt reached it.
+        assert victim_endpoint.calls - calls_at_kill <= 2
+        assert victim_endpoint.removed or victim_endpoint.ejected_until > time.monotonic() - 30
+
+    def test_draining_a_replica_under_load_loses_no_call(self, finance_replicas, finance_channel):
+        """SIGTERM on one replica under steady load: it drains and no call fails."""
+        leaving = finance_replicas[0]
+        with SteadyLoad(finance_channel) as load:
+            load.wait_for_calls(50)
+            assert leaving.stop() == 0
+            load.wait_for_calls(100)
+        assert load.failures == []
+        assert leaving.address not in finance_channel.balancer().call_counts()
+
+
+class TestConsulOutage:
+    def test_known_services_keep_working_while_consul_is_down(self, tmp_path):
+        """Consul stopped for 30 s: every call to a known service succeeds; unknown ones
+        fail fast naming the service; when Consul returns the watch resumes."""
+        agent = DevAgent()
+        agent.start()
+        registry = ConsulRegistry(agent.address)
+        replicas = Replicas(registry)
+        cache = EndpointCache(registry)
+        try:
+            first = replicas.add()
+            wait_for(lambda: first.endpoint in replicas.healthy(), what="passing")
+            channel = client.connect(replicas.service, cache)
+            call(channel)
+
+            agent.stop()
+            outage_ends = time.monotonic() + 30
+            calls = 0
+            while time.monotonic() < outage_ends:
+                call(channel)  # raises, failing the test, if any call fails
+                calls += 1
+            assert calls > 100
+
+            unknown = client.connect("never-seen", cache)
+            started = time.monotonic()
+            with pytest.raises(grpc.RpcError) as caught:
+                call(unknown)
+            assert time.monotonic() - started < 0.1
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert "never-seen" in caught.value.details()
+
+            agent.start()  # a dev agent forgets everything: register again
+            registry.register(first)
+            second = replicas.add()
+            wait_for(
+                lambda: second.endpoint in channel.balancer().call_counts(),
+                what="watch resumed after Consul returned",
+            )
+            channel.close()
+        finally:
+            cache.close()
+            for server in replicas.servers.values():
+                server.stop(0)
+            agent.close()
