@@ -93,6 +93,8 @@ class EndpointCache:
 
     def _changed(self, service: str, instances: list[ServiceInstance]) -> None:
         with self._lock:
+            if instances == self._instances.get(service):
+                return  # the index moved for another reason
             self._instances[service] = instances
             listeners = list(self._listeners.get(service, []))
         _log.info("endpoints_changed", service=service, endpoints=[i.endpoint for i in instances])
