@@ -76,7 +76,7 @@ class _DeadlineInterceptor(
         return continuation(self._with_deadline(details), requests)
 
 
-def _check_timeout(default_timeout: float) -> None:
+def check_timeout(default_timeout: float) -> None:
     if default_timeout <= 0:
         raise ValueError(f"default_timeout must be positive, got {default_timeout}")
 
@@ -85,12 +85,12 @@ def connect(
     service: str, cache: EndpointCache, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS
 ) -> ServiceChannel:
     """A channel over the healthy instances of `service`, as the registry cache knows them."""
-    _check_timeout(default_timeout)
+    check_timeout(default_timeout)
     return ServiceChannel(service, cache, default_timeout=default_timeout)
 
 
 def dial(address: str, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:
     """A plaintext channel to one fixed `address` with the client chain applied."""
-    _check_timeout(default_timeout)
+    check_timeout(default_timeout)
     channel = grpc.insecure_channel(address)
     return grpc.intercept_channel(channel, _DeadlineInterceptor(default_timeout))

@@ -1,6 +1,8 @@
-"""A sidecar server around a test's own EmployeeService behaviours, on port 0."""
+"""Test servers on port 0, and polling with a deadline."""
 
 from __future__ import annotations
+
+import time
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
@@ -16,3 +18,14 @@ def serve_employee_service(servicer: hr_pb2_grpc.EmployeeServiceServicer) -> tup
         servicer,
     )
     return server, f"127.0.0.1:{server.start('127.0.0.1:0')}"
+
+
+def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
+    """Polls `condition` until it is truthy; fails the test after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
+        time.sleep(0.02)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 from collections.abc import Iterator
 
@@ -26,16 +25,6 @@ def consul_agent() -> Iterator[DevAgent]:
 @pytest.fixture
 def consul(consul_agent) -> ConsulRegistry:
     return ConsulRegistry(consul_agent.address)
-
-
-def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
-        time.sleep(0.02)
 
 
 class Replicas:

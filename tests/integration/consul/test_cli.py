@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sidecar.cli import main
-from tests.integration.consul.conftest import wait_for
+from tests.integration.servers import wait_for
 
 
 class TestServicesCommand:

@@ -11,7 +11,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from registry.cache import EndpointCache
 from registry.model import Health
 from sidecar import client
-from tests.integration.consul.conftest import wait_for
+from tests.integration.servers import wait_for
 
 
 @pytest.fixture

@@ -14,8 +14,9 @@ from registry.cache import EndpointCache
 from registry.consul import ConsulRegistry
 from services.launcher import ServiceProcess
 from sidecar import client
-from tests.integration.consul.conftest import Replicas, wait_for
+from tests.integration.consul.conftest import Replicas
 from tests.integration.consul.test_discovery import call
+from tests.integration.servers import wait_for
 
 
 class SteadyLoad:

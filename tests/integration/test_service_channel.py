@@ -1,0 +1,155 @@
+"""Service channels over a StaticRegistry: balancing, ejection, safe retries, asyncio."""
+
+from __future__ import annotations
+
+import asyncio
+
+import grpc
+import pytest
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from registry.cache import EndpointCache
+from registry.model import Health
+from registry.static import StaticRegistry
+from services.runner import instance_of
+from sidecar import aio, client
+from sidecar._idempotency import is_idempotent
+from tests.integration.servers import serve_employee_service, wait_for
+from tests.integration.test_deadlines import RecordingHr
+
+
+class Flaky(hr_pb2_grpc.EmployeeServiceServicer):
+    """Answers UNAVAILABLE from the handler: the call reached this server."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def GetEmployee(self, request, context):
+        self.calls += 1
+        context.abort(grpc.StatusCode.UNAVAILABLE, "overloaded")
+
+
+@pytest.fixture
+def registry():
+    return StaticRegistry()
+
+
+@pytest.fixture
+def cache(registry):
+    cache = EndpointCache(registry)
+    yield cache
+    cache.close()
+
+
+@pytest.fixture
+def serve(registry):
+    servers = []
+
+    def start(servicer, service="hr-test"):
+        server, address = serve_employee_service(servicer)
+        instance = instance_of(service, "127.0.0.1", int(address.rpartition(":")[2]))
+        registry.register(instance)
+        servers.append(server)
+        return server, instance
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+def get(channel):
+    return hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+        hr_pb2.GetEmployeeRequest(), timeout=5
+    )
+
+
+class TestIdempotencyFromContracts:
+    @pytest.mark.parametrize(
+        ("path", "expected"),
+        [
+            ("/deptmesh.hr.v1.EmployeeService/GetEmployee", True),
+            ("/deptmesh.finance.v1.PaymentService/Payout", True),
+            ("/deptmesh.reimbursement.v1.ReimbursementService/ApproveClaim", False),
+            ("/unknown.Service/Method", False),
+        ],
+    )
+    def test_declared_idempotency_is_read_from_descriptors(self, path, expected):
+        """idempotency_level in the .proto decides; unknown methods are never safe."""
+        from deptmesh.finance.v1 import finance_pb2  # noqa: F401 -- registers descriptors
+        from deptmesh.reimbursement.v1 import reimbursement_pb2  # noqa: F401
+
+        assert is_idempotent(path) is expected
+
+
+class TestRetries:
+    def test_idempotent_call_that_reached_a_server_is_retried_elsewhere(self, serve, cache):
+        """An UNAVAILABLE from a server on an idempotent method moves to another endpoint."""
+        flaky = Flaky()
+        serve(flaky)
+        serve(RecordingHr())
+        channel = client.connect("hr-test", cache)
+        for _ in range(10):
+            get(channel)  # never fails: a flaky pick is retried on the healthy one
+        channel.close()
+
+    def test_dead_endpoint_is_ejected_and_calls_succeed(self, serve, cache, registry):
+        """A stopped server's endpoint is ejected on its first connection failure."""
+        dead, dead_instance = serve(RecordingHr())
+        serve(RecordingHr())
+        channel = client.connect("hr-test", cache)
+        get(channel)
+        dead.stop(0)
+        for _ in range(20):
+            get(channel)
+        endpoint = channel.balancer().endpoint(dead_instance.endpoint)
+        assert endpoint.consecutive_failures >= 1
+        assert endpoint.calls <= 2 + 1  # before the stop, the failing attempt, at most one more
+        channel.close()
+
+    def test_unhealthy_instance_stops_getting_calls(self, serve, cache, registry):
+        """Marking an instance critical removes it from the channel without recreating stubs."""
+        _, first = serve(RecordingHr())
+        _, second = serve(RecordingHr())
+        channel = client.connect("hr-test", cache)
+        stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+        stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=5)
+        registry.set_health(first.instance_id, Health.CRITICAL)
+
+        def removed():
+            return first.endpoint not in channel.balancer().call_counts()
+
+        wait_for(removed, timeout=5, what="critical instance removed")
+        before = channel.balancer().call_counts()[second.endpoint]
+        for _ in range(5):
+            stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=5)
+        assert channel.balancer().call_counts() == {second.endpoint: before + 5}
+        channel.close()
+
+
+class TestAsyncioTwin:
+    def test_aio_stub_calls_through_the_service_channel(self, serve, cache):
+        """A grpc.aio stub over sidecar.aio.connect reaches the service."""
+        hr = RecordingHr()
+        serve(hr)
+
+        async def scenario():
+            async with aio.connect("hr-test", cache) as channel:
+                stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+                await stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=3)
+                return sum(channel.balancer().call_counts().values())
+
+        assert asyncio.run(scenario()) == 1
+        assert 0 < hr.remaining[0] <= 3.1
+
+    def test_aio_unknown_service_is_unavailable(self, cache):
+        """The asyncio twin fails like the sync one for a service never seen."""
+
+        async def scenario():
+            async with aio.connect("nobody", cache) as channel:
+                stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+                await stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=3)
+
+        with pytest.raises(grpc.RpcError) as caught:
+            asyncio.run(scenario())
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert "nobody" in caught.value.details()
