@@ -24,7 +24,7 @@ import structlog
 
 from registry.consul import ConsulRegistry
 from registry.model import ServiceInstance
-from registry.protocol import Registry
+from registry.protocol import Registry, RegistryUnavailable
 from sidecar.logs import configure_logging
 from sidecar.server import Server
 
@@ -131,7 +131,13 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
     port = service.server.start(f"{options.host}:{options.port}")
     instance = instance_of(name, options.host, port)
     if options.registry is not None:
-        options.registry.register(instance)
+        try:
+            options.registry.register(instance)
+        except RegistryUnavailable as error:
+            log.error("registration_failed", error=str(error))
+            service.server.stop(0)
+            service.close()
+            return 1
     sys.stdout.write(f"{name} serving on {instance.endpoint}\n")
     sys.stdout.flush()
     log.info("serving", address=instance.endpoint, db=str(options.db))

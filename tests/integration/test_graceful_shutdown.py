@@ -100,3 +100,22 @@ class TestServiceProcess:
             if process.poll() is None:
                 process.kill()
             process.communicate(timeout=10)
+
+
+class TestRegistrationFailure:
+    def test_unreachable_consul_exits_nonzero_with_a_message(self, tmp_path):
+        """A service that cannot register exits 1 and says why, instead of serving unseen."""
+        db = str(tmp_path / "hr.db")
+        result = subprocess.run(
+            [
+                *(sys.executable, "-m", "services.hr", "--port", "0", "--db", db),
+                *("--consul-address", "127.0.0.1:1"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert result.returncode == 1
+        assert "registration_failed" in result.stderr
+        assert result.stdout == ""
