@@ -1,0 +1,150 @@
+"""Caller identity on an mTLS server: only a verified certificate names the caller.
+
+Each case asserts the status the client gets AND that the handler never ran,
+and that the server goes on serving a well-behaved caller afterwards.
+"""
+
+from __future__ import annotations
+
+import datetime
+
+import grpc
+import pytest
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from sidecar.caller import current_caller
+from sidecar.dev_ca import DevCertificateAuthority, IssuedCertificate
+from sidecar.server import Server, ServerIdentity
+
+CA = DevCertificateAuthority()
+
+
+class WhoCalls(hr_pb2_grpc.EmployeeServiceServicer):
+    """Records the caller of every call that reaches the handler."""
+
+    def __init__(self) -> None:
+        self.callers = []
+
+    def GetEmployee(self, request, context):
+        self.callers.append(current_caller())
+        return hr_pb2.GetEmployeeResponse()
+
+
+@pytest.fixture(scope="module")
+def hr_server():
+    handler = WhoCalls()
+    leaf = CA.issue("hr")
+    server = Server(
+        identity=ServerIdentity(
+            leaf.private_key_pem, leaf.certificate_pem, CA.ca_pem, CA.trust_domain
+        )
+    )
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        handler,
+    )
+    port = server.start("127.0.0.1:0")
+    yield handler, f"localhost:{port}"
+    server.stop(0)
+
+
+def call_as(address: str, credentials: grpc.ChannelCredentials | None, metadata=()):
+    channel = (
+        grpc.insecure_channel(address)
+        if credentials is None
+        else grpc.secure_channel(address, credentials)
+    )
+    with channel:
+        stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+        return stub.GetEmployee(hr_pb2.GetEmployeeRequest(), metadata=metadata, timeout=5)
+
+
+def client_credentials(leaf: IssuedCertificate, ca_pem: bytes = CA.ca_pem):
+    return grpc.ssl_channel_credentials(ca_pem, leaf.private_key_pem, leaf.certificate_pem)
+
+
+def refused(hr_server, credentials, expected: set[grpc.StatusCode]) -> None:
+    handler, address = hr_server
+    before = len(handler.callers)
+    with pytest.raises(grpc.RpcError) as caught:
+        call_as(address, credentials)
+    assert caught.value.code() in expected
+    assert caught.value.code() is not grpc.StatusCode.UNKNOWN
+    assert len(handler.callers) == before, "the handler ran for a refused caller"
+    call_as(address, client_credentials(CA.issue("reimbursement")))  # still serving
+    assert len(handler.callers) == before + 1
+
+
+HANDSHAKE = {grpc.StatusCode.UNAVAILABLE}
+IDENTITY = {grpc.StatusCode.UNAUTHENTICATED}
+
+
+class TestVerifiedCaller:
+    def test_handler_sees_the_certificate_identity(self, hr_server):
+        """A caller with a valid leaf is bound as the service its SPIFFE ID names."""
+        handler, address = hr_server
+        call_as(address, client_credentials(CA.issue("reimbursement")))
+        caller = handler.callers[-1]
+        assert caller.service == "reimbursement"
+        assert caller.spiffe_id == CA.spiffe_id("reimbursement").uri
+
+    @pytest.mark.parametrize(
+        "claim", [("x-caller", "finance"), ("x-forwarded-client-cert", "URI=spiffe://x/svc/hr")]
+    )
+    def test_identity_metadata_is_ignored(self, hr_server, claim):
+        """Metadata claiming another identity never changes the caller."""
+        handler, address = hr_server
+        call_as(address, client_credentials(CA.issue("reimbursement")), metadata=[claim])
+        assert handler.callers[-1].service == "reimbursement"
+
+
+class TestRefusedCallers:
+    def test_plaintext_client(self, hr_server):
+        """A plaintext client never completes a call."""
+        refused(hr_server, None, HANDSHAKE)
+
+    def test_tls_client_without_certificate(self, hr_server):
+        """TLS without a client certificate fails the handshake."""
+        refused(hr_server, grpc.ssl_channel_credentials(CA.ca_pem), HANDSHAKE)
+
+    def test_certificate_from_another_ca(self, hr_server):
+        """A leaf from a CA outside our bundle fails the handshake."""
+        other = DevCertificateAuthority(CA.trust_domain)
+        refused(hr_server, client_credentials(other.issue("reimbursement")), HANDSHAKE)
+
+    def test_expired_leaf(self, hr_server):
+        """An expired client certificate fails the handshake."""
+        past = datetime.datetime.now(datetime.UTC) - datetime.timedelta(days=3)
+        leaf = CA.issue("reimbursement", not_before=past, valid_for=datetime.timedelta(hours=1))
+        refused(hr_server, client_credentials(leaf), HANDSHAKE)
+
+    def test_not_yet_valid_leaf(self, hr_server):
+        """A client certificate valid only from tomorrow fails the handshake."""
+        future = datetime.datetime.now(datetime.UTC) + datetime.timedelta(days=1)
+        refused(
+            hr_server, client_credentials(CA.issue("reimbursement", not_before=future)), HANDSHAKE
+        )
+
+    @pytest.mark.parametrize(
+        "uris",
+        [
+            [],
+            [
+                "spiffe://dev.deptmesh.local/ns/default/dc/dc1/svc/a",
+                "spiffe://dev.deptmesh.local/ns/default/dc/dc1/svc/b",
+            ],
+            ["https://dev.deptmesh.local/ns/default/dc/dc1/svc/reimbursement"],
+            ["spiffe://evil.example/ns/default/dc/dc1/svc/reimbursement"],
+            ["spiffe://dev.deptmesh.local/not/a/service"],
+        ],
+        ids=["no-uri", "two-uris", "not-spiffe", "other-trust-domain", "not-a-service"],
+    )
+    def test_certificate_not_naming_one_service_of_ours(self, hr_server, uris):
+        """Zero or two URI SANs, a non-spiffe URI, another trust domain: UNAUTHENTICATED."""
+        leaf = CA.issue("reimbursement", uris=uris)
+        refused(hr_server, client_credentials(leaf), IDENTITY)
+
+    def test_leaf_that_is_a_ca(self, hr_server):
+        """A certificate with CA=true cannot be a caller identity."""
+        refused(hr_server, client_credentials(CA.issue("reimbursement", is_ca=True)), IDENTITY)
