@@ -7,6 +7,7 @@ Connect issues (EC P-256 keys, one SPIFFE URI SAN), made in memory.
 from __future__ import annotations
 
 import datetime
+import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
@@ -42,9 +43,10 @@ class DevCertificateAuthority:
         self.datacenter = datacenter
         self._key = ec.generate_private_key(ec.SECP256R1())
         now = datetime.datetime.now(datetime.UTC)
-        name = x509.Name(
-            [x509.NameAttribute(NameOID.COMMON_NAME, f"deptmesh dev CA {trust_domain}")]
-        )
+        # A unique name per CA: during a rotation the bundle holds two of them,
+        # and verifiers look an issuer up by name.
+        label = f"deptmesh dev CA {trust_domain} {secrets.token_hex(4)}"
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, label)])
         self._certificate = (
             x509.CertificateBuilder()
             .subject_name(name)
@@ -54,6 +56,9 @@ class DevCertificateAuthority:
             .not_valid_before(now - datetime.timedelta(minutes=5))
             .not_valid_after(now + datetime.timedelta(days=365))
             .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
+            .add_extension(
+                x509.SubjectKeyIdentifier.from_public_key(self._key.public_key()), critical=False
+            )
             .add_extension(
                 x509.KeyUsage(
                     digital_signature=True,
@@ -107,6 +112,10 @@ class DevCertificateAuthority:
             .not_valid_before(start)
             .not_valid_after(start + valid_for)
             .add_extension(x509.BasicConstraints(ca=is_ca, path_length=None), critical=True)
+            .add_extension(
+                x509.AuthorityKeyIdentifier.from_issuer_public_key(self._key.public_key()),
+                critical=False,
+            )
             .add_extension(
                 x509.ExtendedKeyUsage(
                     [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH]

@@ -40,9 +40,14 @@ class ServerIdentity:
     trust_domain: str
 
 
-def _server_chain(identity: ServerIdentity | None) -> list[Middleware]:
+# Where the server's certificate comes from: called on every new TLS handshake,
+# so a renewed leaf or a rotated trust bundle is used with no restart.
+IdentitySource = Callable[[], ServerIdentity]
+
+
+def _server_chain(trust_domain: str | None) -> list[Middleware]:
     verify: Middleware = (
-        bind_anonymous_caller if identity is None else VerifiedIdentity(identity.trust_domain)
+        bind_anonymous_caller if trust_domain is None else VerifiedIdentity(trust_domain)
     )
     return [verify, record_inbound_deadline, map_errors]
 
@@ -50,11 +55,15 @@ def _server_chain(identity: ServerIdentity | None) -> list[Middleware]:
 class Server:
     """One process's gRPC server: add services, start on a port, stop gracefully."""
 
-    def __init__(self, *, identity: ServerIdentity | None = None, max_workers: int = 16) -> None:
-        self._identity = identity
+    def __init__(
+        self, *, identity_source: IdentitySource | None = None, max_workers: int = 16
+    ) -> None:
+        """Without an identity source the server is plaintext: for development only."""
+        self._identity_source = identity_source
+        trust_domain = None if identity_source is None else identity_source().trust_domain
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-            interceptors=[ChainInterceptor(_server_chain(identity))],
+            interceptors=[ChainInterceptor(_server_chain(trust_domain))],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
@@ -81,8 +90,8 @@ class Server:
         """Starts serving on `address` (port 0 picks a free port); returns the bound port."""
         port = (
             self._grpc.add_insecure_port(address)
-            if self._identity is None
-            else self._grpc.add_secure_port(address, _mtls_credentials(self._identity))
+            if self._identity_source is None
+            else self._grpc.add_secure_port(address, _mtls_credentials(self._identity_source))
         )
         if port == 0:
             raise OSError(f"could not bind {address}")
@@ -104,11 +113,28 @@ class Server:
         return self._stopped.wait(timeout)
 
 
-def _mtls_credentials(identity: ServerIdentity) -> grpc.ServerCredentials:
-    # require_client_auth: a caller without a certificate from our bundle never
-    # gets past the handshake.
-    return grpc.ssl_server_credentials(
+def _certificate_configuration(identity: ServerIdentity) -> grpc.ServerCertificateConfiguration:
+    return grpc.ssl_server_certificate_configuration(
         [(identity.private_key_pem, identity.certificate_pem)],
         root_certificates=identity.trust_bundle_pem,
-        require_client_auth=True,
+    )
+
+
+def _mtls_credentials(source: IdentitySource) -> grpc.ServerCredentials:
+    current = source()
+
+    def fetch() -> grpc.ServerCertificateConfiguration | None:
+        nonlocal current
+        latest = source()
+        if latest == current:
+            return None  # grpc keeps the configuration it has
+        current = latest
+        return _certificate_configuration(latest)
+
+    # require_client_authentication: a caller without a certificate from our
+    # bundle never gets past the handshake.
+    return grpc.dynamic_ssl_server_credentials(
+        _certificate_configuration(current),
+        fetch,  # type: ignore[arg-type]  # grpc documents None as "keep the current one"
+        require_client_authentication=True,
     )

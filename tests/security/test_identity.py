@@ -34,11 +34,10 @@ class WhoCalls(hr_pb2_grpc.EmployeeServiceServicer):
 def hr_server():
     handler = WhoCalls()
     leaf = CA.issue("hr")
-    server = Server(
-        identity=ServerIdentity(
-            leaf.private_key_pem, leaf.certificate_pem, CA.ca_pem, CA.trust_domain
-        )
+    identity = ServerIdentity(
+        leaf.private_key_pem, leaf.certificate_pem, CA.ca_pem, CA.trust_domain
     )
+    server = Server(identity_source=lambda: identity)
     server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
@@ -148,3 +147,40 @@ class TestRefusedCallers:
     def test_leaf_that_is_a_ca(self, hr_server):
         """A certificate with CA=true cannot be a caller identity."""
         refused(hr_server, client_credentials(CA.issue("reimbursement", is_ca=True)), IDENTITY)
+
+
+class TestRotation:
+    def test_rotated_certificate_and_bundle_apply_without_restart(self):
+        """After the source rotates to a new CA, new connections use it; no restart."""
+        old_ca, new_ca = CA, DevCertificateAuthority(CA.trust_domain)
+        old_leaf, new_leaf = old_ca.issue("hr"), new_ca.issue("hr")
+        current = {
+            "identity": ServerIdentity(
+                old_leaf.private_key_pem, old_leaf.certificate_pem, old_ca.ca_pem, CA.trust_domain
+            )
+        }
+        handler = WhoCalls()
+        server = Server(identity_source=lambda: current["identity"])
+        server.add_service(
+            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+            handler,
+        )
+        address = f"localhost:{server.start('127.0.0.1:0')}"
+        try:
+            old_client = client_credentials(old_ca.issue("reimbursement"), old_ca.ca_pem)
+            new_client = client_credentials(new_ca.issue("reimbursement"), new_ca.ca_pem)
+            call_as(address, old_client)
+            with pytest.raises(grpc.RpcError):
+                call_as(address, new_client)
+
+            current["identity"] = ServerIdentity(
+                new_leaf.private_key_pem,
+                new_leaf.certificate_pem,
+                old_ca.ca_pem + new_ca.ca_pem,
+                CA.trust_domain,
+            )
+            call_as(address, new_client)
+            assert [c.service for c in handler.callers] == ["reimbursement", "reimbursement"]
+        finally:
+            server.stop(0)
