@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from sidecar.spiffe import SpiffeId
+from sidecar.spiffe import SpiffeId, server_name
 
 __all__ = ["DevCertificateAuthority", "IssuedCertificate"]
 
@@ -105,7 +105,15 @@ class DevCertificateAuthority:
         names = [self.spiffe_id(service).uri] if uris is None else uris
         builder = (
             x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, service)]))
+            .subject_name(
+                x509.Name(
+                    [
+                        x509.NameAttribute(
+                            NameOID.COMMON_NAME, server_name(service, self.trust_domain)
+                        )
+                    ]
+                )
+            )
             .issuer_name(self._certificate.subject)
             .public_key(key.public_key())
             .serial_number(x509.random_serial_number())
@@ -125,10 +133,7 @@ class DevCertificateAuthority:
         )
         if names:
             builder = builder.add_extension(
-                x509.SubjectAlternativeName(
-                    [x509.UniformResourceIdentifier(uri) for uri in names]
-                    + [x509.DNSName("localhost")]
-                ),
+                x509.SubjectAlternativeName([x509.UniformResourceIdentifier(uri) for uri in names]),
                 critical=False,
             )
         certificate = builder.sign(self._key, hashes.SHA256())

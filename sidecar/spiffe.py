@@ -12,7 +12,13 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
-__all__ = ["IdentityError", "SpiffeId", "identity_of_certificate", "parse_spiffe_id"]
+__all__ = [
+    "IdentityError",
+    "SpiffeId",
+    "identity_of_certificate",
+    "parse_spiffe_id",
+    "server_name",
+]
 
 _SERVICE_PATH = re.compile(r"/ns/(?P<ns>[^/]+)/dc/(?P<dc>[^/]+)/svc/(?P<service>[a-z0-9-]{1,63})")
 _TRUST_DOMAIN = re.compile(r"[a-z0-9.-]{1,255}")
@@ -72,3 +78,14 @@ def identity_of_certificate(pem: bytes, trust_domain: str) -> SpiffeId:
     if len(uris) != 1:
         raise IdentityError(f"certificate must have exactly one URI SAN, has {len(uris)}")
     return parse_spiffe_id(uris[0], trust_domain)
+
+
+def server_name(service: str, trust_domain: str, namespace: str = "default") -> str:
+    """The name a service's certificate carries as its common name, as Consul Connect
+    issues it (`<service>.svc.<namespace>.<first 8 of the trust domain>.consul`).
+
+    A client sets it as the TLS target name, so the handshake itself refuses a
+    server whose certificate belongs to another service: Connect leaves have no
+    DNS SAN, and gRPC then matches the target name against the common name.
+    """
+    return f"{service}.svc.{namespace}.{trust_domain.split('.')[0][:8]}.consul"

@@ -1,1 +1,1 @@
-"""Finance: budgets, reservations and payouts (deptmesh.finance.v1 Budget/PaymentService)."""
+"""Finance: budgets, reservations, payouts and the ledger (deptmesh.finance.v1)."""

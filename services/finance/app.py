@@ -1,4 +1,4 @@
-"""Wires finance together: its store, its two servicers, one sidecar server."""
+"""Wires finance together: its store, both servicers, the sidecar server."""
 
 from __future__ import annotations
 
@@ -18,13 +18,14 @@ def build(options: ServiceOptions) -> RunningService:
     if options.seed_demo_data:
         demo_data.seed(store)
     server = Server()
+    services = finance_pb2.DESCRIPTOR.services_by_name
     server.add_service(
-        finance_pb2.DESCRIPTOR.services_by_name["BudgetService"],
+        services["BudgetService"],
         finance_pb2_grpc.add_BudgetServiceServicer_to_server,
         BudgetServicer(store),
     )
     server.add_service(
-        finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+        services["PaymentService"],
         finance_pb2_grpc.add_PaymentServiceServicer_to_server,
         PaymentServicer(store),
     )

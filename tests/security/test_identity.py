@@ -15,6 +15,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from sidecar.caller import current_caller
 from sidecar.dev_ca import DevCertificateAuthority, IssuedCertificate
 from sidecar.server import Server, ServerIdentity
+from sidecar.spiffe import server_name
 
 CA = DevCertificateAuthority()
 
@@ -44,15 +45,19 @@ def hr_server():
         handler,
     )
     port = server.start("127.0.0.1:0")
-    yield handler, f"localhost:{port}"
+    yield handler, f"127.0.0.1:{port}"
     server.stop(0)
 
 
-def call_as(address: str, credentials: grpc.ChannelCredentials | None, metadata=()):
+def call_as(address: str, credentials: grpc.ChannelCredentials | None, metadata=(), expect="hr"):
     channel = (
         grpc.insecure_channel(address)
         if credentials is None
-        else grpc.secure_channel(address, credentials)
+        else grpc.secure_channel(
+            address,
+            credentials,
+            options=[("grpc.ssl_target_name_override", server_name(expect, CA.trust_domain))],
+        )
     )
     with channel:
         stub = hr_pb2_grpc.EmployeeServiceStub(channel)
@@ -96,6 +101,17 @@ class TestVerifiedCaller:
         handler, address = hr_server
         call_as(address, client_credentials(CA.issue("reimbursement")), metadata=[claim])
         assert handler.callers[-1].service == "reimbursement"
+
+
+class TestServerIdentity:
+    def test_client_refuses_a_server_holding_another_services_certificate(self, hr_server):
+        """A client that means to call finance refuses the server that holds an hr leaf."""
+        handler, address = hr_server
+        before = len(handler.callers)
+        with pytest.raises(grpc.RpcError) as caught:
+            call_as(address, client_credentials(CA.issue("reimbursement")), expect="finance")
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert len(handler.callers) == before
 
 
 class TestRefusedCallers:
@@ -166,7 +182,7 @@ class TestRotation:
             hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
             handler,
         )
-        address = f"localhost:{server.start('127.0.0.1:0')}"
+        address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
         try:
             old_client = client_credentials(old_ca.issue("reimbursement"), old_ca.ca_pem)
             new_client = client_credentials(new_ca.issue("reimbursement"), new_ca.ca_pem)
