@@ -11,6 +11,7 @@ import os
 from typing import Any
 
 import consul
+import consul.callback
 import requests
 
 from registry.model import Health, ServiceInstance
@@ -90,6 +91,25 @@ class ConsulRegistry:
             _, entries = self._call(self._client.health.service, name)
             found += _instances(entries)
         return found
+
+    def connect_leaf(self, service: str, index: int, wait_seconds: float) -> tuple[int, Any]:
+        """The service's Connect leaf (CertPEM, PrivateKeyPEM, ...), blocking on `index`."""
+        return self._blocking_get(f"/v1/agent/connect/ca/leaf/{service}", index, wait_seconds)
+
+    def connect_roots(self, index: int, wait_seconds: float) -> tuple[int, Any]:
+        """The Connect trust bundle (TrustDomain, Roots), blocking on `index`."""
+        return self._blocking_get("/v1/agent/connect/ca/roots", index, wait_seconds)
+
+    def _blocking_get(self, path: str, index: int, wait_seconds: float) -> tuple[int, Any]:
+        params = [("index", str(index)), ("wait", f"{max(1, int(wait_seconds))}s")] if index else []
+        new_index, body = self._call(
+            self._client.http.get,
+            consul.callback.CB.json(index=True),
+            path,
+            params=params,
+            headers=self._client.prepare_headers(),
+        )
+        return int(new_index), body
 
     def kv_put(self, key: str, value: str) -> None:
         self._call(self._client.kv.put, key, value)

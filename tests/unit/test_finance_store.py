@@ -292,19 +292,21 @@ class TestPay:
         assert store.get_payout(payout.payout_id) == payout
         assert store.get_payout("pay_unknown") is None
 
-    def test_idempotency_survives_a_restart(self, store, tmp_path):
+    def test_idempotency_survives_a_restart(self, tmp_path):
         """A replay after reopening the database still returns the original payout."""
-        reservation = reserve(store)
-        first = store.pay(payout_request(reservation))
-        store.close()
+        path = tmp_path / "restart.db"
+        before = FinanceStore(path)
+        before.add_budget("CC-ENG", eur(1000))
+        reservation = reserve(before)
+        first = before.pay(payout_request(reservation))
+        before.close()
 
-        reopened = FinanceStore(tmp_path / "finance.db")
+        after = FinanceStore(path)
         try:
-            assert reopened.pay(payout_request(reservation)) == first
-            assert len(ledger(reopened)) == 1
+            assert after.pay(payout_request(reservation)) == first
+            assert len(ledger(after)) == 1
         finally:
-            reopened.close()
-        store.__init__(tmp_path / "finance.db")  # the fixture closes it again
+            after.close()
 
 
 class TestLedger:
