@@ -65,14 +65,15 @@ class TestPayoutOnce:
         barrier = threading.Barrier(20)
 
         def pay(_: int) -> str:
-            barrier.wait()
+            barrier.wait(timeout=10)
             return finance.payments.Payout(request, timeout=10).payout.payout_id
 
         with ThreadPoolExecutor(20) as pool:
-            payout_ids = set(pool.map(pay, range(20)))
+            payout_ids = list(pool.map(pay, range(20)))
 
-        assert len(payout_ids) == 1
-        assert len(finance.ledger()) == 1
+        assert len(payout_ids) == 20
+        assert len(set(payout_ids)) == 1
+        assert [e.payout_id for e in finance.ledger()] == payout_ids[:1]
         assert nanos(finance.budget().spent) == nanos(EUR_100)
         assert nanos(finance.budget().reserved) == 0
 
@@ -91,10 +92,34 @@ class TestPayoutOnce:
         assert len(finance.ledger()) == 1
         assert nanos(finance.budget().reserved) == nanos(EUR_100)
 
+    def test_same_key_different_amount_is_already_exists_and_pays_nothing(self, finance):
+        """Reusing a payout key with another amount fails before any reservation check."""
+        reservation = finance.reserve("k1")
+        paid = finance.payments.Payout(
+            finance.payout_request("p1", reservation.reservation_id), timeout=5
+        ).payout
+        other_amount = money_pb2.Money(currency_code="EUR", units=99)
+
+        error = rpc_error(
+            finance.payments.Payout,
+            finance.payout_request("p1", reservation.reservation_id, other_amount),
+        )
+
+        assert error.code() is grpc.StatusCode.ALREADY_EXISTS
+        assert error_reason(error) == "IDEMPOTENCY_KEY_REUSED"
+        assert [e.payout_id for e in finance.ledger()] == [paid.payout_id]
+        assert nanos(finance.budget().spent) == nanos(EUR_100)
+
+    def test_unknown_reservation_is_not_found(self, finance):
+        """Paying from a reservation nobody made is NOT_FOUND and writes nothing."""
+        error = rpc_error(finance.payments.Payout, finance.payout_request("p1", "rsv_none"))
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+        assert finance.ledger() == []
+
     def test_reservation_cannot_be_spent_twice(self, finance):
         """A second payout with another key on a consumed reservation is refused."""
         reservation = finance.reserve("k1")
-        finance.payments.Payout(finance.payout_request("p1", reservation.reservation_id))
+        finance.payments.Payout(finance.payout_request("p1", reservation.reservation_id), timeout=5)
         error = rpc_error(
             finance.payments.Payout, finance.payout_request("p2", reservation.reservation_id)
         )
@@ -116,13 +141,33 @@ class TestPayoutOnce:
         reservation = finance.reserve("k1")
         request = finance.payout_request("p1", reservation.reservation_id)
         paid = finance.payments.Payout(request, timeout=5).payout
-        fetched = finance.payments.GetPayout(pb.GetPayoutRequest(payout_id=paid.payout_id))
+        fetched = finance.payments.GetPayout(
+            pb.GetPayoutRequest(payout_id=paid.payout_id), timeout=5
+        )
         assert fetched.payout == paid
         error = rpc_error(finance.payments.GetPayout, pb.GetPayoutRequest(payout_id="pay_none"))
         assert error.code() is grpc.StatusCode.NOT_FOUND
 
 
 class TestReservations:
+    def test_seeded_budget_is_all_available(self, finance):
+        """The demo budget of CC-EXEC is 100000 EUR, none of it reserved or spent."""
+        budget = finance.budget("CC-EXEC")
+        assert budget.allocated == money_pb2.Money(currency_code="EUR", units=100_000)
+        assert budget.available == budget.allocated
+        assert nanos(budget.reserved) == nanos(budget.spent) == 0
+
+    def test_new_reservation_is_active(self, finance):
+        """A reservation gets an rsv_ id, the ACTIVE state and a creation time."""
+        reservation = finance.reserve("k1")
+        assert reservation.reservation_id.startswith("rsv_")
+        assert reservation.state == pb.RESERVATION_STATE_ACTIVE
+        assert reservation.amount == EUR_100
+        assert reservation.create_time.seconds > 0
+        assert nanos(finance.budget().available) == nanos(finance.budget().allocated) - nanos(
+            EUR_100
+        )
+
     def test_reserve_is_idempotent_by_key(self, finance):
         """Repeating a ReserveFunds request returns the same reservation and holds once."""
         first = finance.reserve("k1")
@@ -169,9 +214,34 @@ class TestReservations:
         )
         assert error_reason(error) == "RESERVATION_RELEASED"
 
+    def test_consumed_reservation_cannot_be_released(self, finance):
+        """Releasing a reservation a payout spent is RESERVATION_CONSUMED and refunds nothing."""
+        reservation = finance.reserve("k1")
+        finance.payments.Payout(finance.payout_request("p1", reservation.reservation_id), timeout=5)
+        error = rpc_error(
+            finance.budgets.ReleaseReservation,
+            pb.ReleaseReservationRequest(reservation_id=reservation.reservation_id),
+        )
+        assert error.code() is grpc.StatusCode.FAILED_PRECONDITION
+        assert error_reason(error) == "RESERVATION_CONSUMED"
+        assert nanos(finance.budget().spent) == nanos(EUR_100)
+
+    def test_unknown_reservation_is_not_found(self, finance):
+        """Releasing a reservation nobody made is NOT_FOUND."""
+        error = rpc_error(
+            finance.budgets.ReleaseReservation,
+            pb.ReleaseReservationRequest(reservation_id="rsv_none"),
+        )
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+
     def test_unknown_cost_center_is_not_found(self, finance):
-        """A budget that does not exist is NOT_FOUND."""
+        """A budget that does not exist is NOT_FOUND, for reading and for reserving."""
         error = rpc_error(finance.budgets.GetBudget, pb.GetBudgetRequest(cost_center_id="CC-X"))
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+        error = rpc_error(
+            finance.budgets.ReserveFunds,
+            pb.ReserveFundsRequest(idempotency_key="k1", cost_center_id="CC-X", amount=EUR_100),
+        )
         assert error.code() is grpc.StatusCode.NOT_FOUND
 
 
@@ -205,6 +275,37 @@ class TestBadInput:
             "amount",
         }
 
+    def test_empty_reserve_names_every_required_field(self, finance):
+        """An empty ReserveFunds request lists all its missing fields and holds nothing."""
+        error = rpc_error(finance.budgets.ReserveFunds, pb.ReserveFundsRequest())
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert set(bad_request_fields(error)) == {"idempotency_key", "cost_center_id", "amount"}
+
+    def test_memo_longer_than_500_characters(self, finance):
+        """A memo over 500 characters is INVALID_ARGUMENT naming memo; nothing is paid."""
+        reservation = finance.reserve("k1")
+        request = finance.payout_request("p1", reservation.reservation_id)
+        request.memo = "m" * 501
+        error = rpc_error(finance.payments.Payout, request)
+        assert set(bad_request_fields(error)) == {"memo"}
+        assert finance.ledger() == []
+
+    @pytest.mark.parametrize(
+        ("call", "request_", "field"),
+        [
+            ("GetBudget", pb.GetBudgetRequest(cost_center_id="CC ENG"), "cost_center_id"),
+            ("ReleaseReservation", pb.ReleaseReservationRequest(), "reservation_id"),
+            ("GetPayout", pb.GetPayoutRequest(payout_id="pay/1"), "payout_id"),
+            ("ListLedgerEntries", pb.ListLedgerEntriesRequest(page_size=-1), "page_size"),
+        ],
+    )
+    def test_malformed_ids_and_page_sizes(self, finance, call, request_, field):
+        """Missing or malformed ids and negative page sizes are INVALID_ARGUMENT naming them."""
+        stub = finance.payments if hasattr(finance.payments, call) else finance.budgets
+        error = rpc_error(getattr(stub, call), request_)
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert set(bad_request_fields(error)) == {field}
+
     def test_malformed_idempotency_key(self, finance):
         """Keys with spaces or over 128 characters are refused."""
         for key in ["has space", "k" * 129]:
@@ -226,12 +327,15 @@ class TestLedger:
             request = finance.payout_request(f"p{n}", reservation.reservation_id)
             paid.append(finance.payments.Payout(request, timeout=5).payout.payout_id)
         reservation = finance.reserve("other", cost_center_id="CC-FIN")
-        finance.payments.Payout(finance.payout_request("p-fin", reservation.reservation_id))
+        finance.payments.Payout(
+            finance.payout_request("p-fin", reservation.reservation_id), timeout=5
+        )
 
         seen, token = [], ""
         while True:
             response = finance.payments.ListLedgerEntries(
-                pb.ListLedgerEntriesRequest(page_size=2, page_token=token, cost_center_id="CC-ENG")
+                pb.ListLedgerEntriesRequest(page_size=2, page_token=token, cost_center_id="CC-ENG"),
+                timeout=5,
             )
             seen += [e.payout_id for e in response.entries]
             token = response.next_page_token
@@ -243,9 +347,10 @@ class TestLedger:
         """A page token is only valid with the filter that produced it."""
         for n in range(3):
             reservation = finance.reserve(f"r{n}")
-            finance.payments.Payout(finance.payout_request(f"p{n}", reservation.reservation_id))
+            request = finance.payout_request(f"p{n}", reservation.reservation_id)
+            finance.payments.Payout(request, timeout=5)
         token = finance.payments.ListLedgerEntries(
-            pb.ListLedgerEntriesRequest(page_size=1)
+            pb.ListLedgerEntriesRequest(page_size=1), timeout=5
         ).next_page_token
         error = rpc_error(
             finance.payments.ListLedgerEntries,
