@@ -6,9 +6,8 @@ import grpc
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from google.protobuf import timestamp_pb2
 
-from services.finance.store import (
+from services.finance.records import (
     Budget,
-    FinanceStore,
     LedgerEntry,
     NewPayout,
     NewReservation,
@@ -16,6 +15,7 @@ from services.finance.store import (
     Reservation,
     ReservationState,
 )
+from services.finance.store import FinanceStore
 from services.money import Amount, check_money
 from services.pagination import Page, close_page, read_page
 from services.validation import FieldViolations, require_identifier

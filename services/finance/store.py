@@ -8,16 +8,26 @@ nanos beside their currency code, never as a float.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import sqlite3
 import time
 import uuid
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
 
 from services.database import Database
+from services.finance.records import (
+    Budget,
+    LedgerEntry,
+    NewPayout,
+    NewReservation,
+    Payout,
+    Reservation,
+    ReservationState,
+    budget_from_row,
+    ledger_entry_from_row,
+    payout_from_row,
+    reservation_from_row,
+)
 from services.money import Amount
 from services.pagination import Page
 from sidecar.errors import (
@@ -79,142 +89,6 @@ CREATE INDEX IF NOT EXISTS ledger_entries_by_cost_center
 KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-class ReservationState(StrEnum):
-    ACTIVE = "active"
-    RELEASED = "released"
-    CONSUMED = "consumed"
-
-
-@dataclass(frozen=True, slots=True)
-class Budget:
-    cost_center_id: str
-    allocated: Amount
-    reserved: Amount
-    spent: Amount
-
-    @property
-    def available(self) -> Amount:
-        left = self.allocated.nanos - self.reserved.nanos - self.spent.nanos
-        return Amount(self.allocated.currency, left)
-
-
-@dataclass(frozen=True, slots=True)
-class Reservation:
-    reservation_id: str
-    cost_center_id: str
-    amount: Amount
-    state: ReservationState
-    create_time_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class Payout:
-    payout_id: str
-    idempotency_key: str
-    reservation_id: str
-    cost_center_id: str
-    payee_employee_id: str
-    amount: Amount
-    memo: str
-    create_time_ns: int
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    entry_id: int
-    payout_id: str
-    cost_center_id: str
-    payee_employee_id: str
-    amount: Amount
-    create_time_ns: int
-
-
-def _fingerprint(*parts: str | int) -> str:
-    # JSON keeps the parts apart, so ("a", "bc") and ("ab", "c") never collide.
-    return hashlib.sha256(json.dumps(parts).encode()).hexdigest()
-
-
-@dataclass(frozen=True, slots=True)
-class NewReservation:
-    """A ReserveFunds request: `caller` and `idempotency_key` together name it."""
-
-    caller: str
-    idempotency_key: str
-    cost_center_id: str
-    amount: Amount
-
-    def fingerprint(self) -> str:
-        return _fingerprint(self.cost_center_id, self.amount.currency, self.amount.nanos)
-
-
-@dataclass(frozen=True, slots=True)
-class NewPayout:
-    """A Payout request: `caller` and `idempotency_key` together name it."""
-
-    caller: str
-    idempotency_key: str
-    reservation_id: str
-    payee_employee_id: str
-    amount: Amount
-    memo: str
-
-    def fingerprint(self) -> str:
-        return _fingerprint(
-            self.reservation_id,
-            self.payee_employee_id,
-            self.amount.currency,
-            self.amount.nanos,
-            self.memo,
-        )
-
-
-def _amount(row: sqlite3.Row, column: str = "amount_nanos") -> Amount:
-    return Amount(row["currency"], row[column])
-
-
-def _budget(row: sqlite3.Row) -> Budget:
-    return Budget(
-        cost_center_id=row["cost_center_id"],
-        allocated=_amount(row, "allocated_nanos"),
-        reserved=_amount(row, "reserved_nanos"),
-        spent=_amount(row, "spent_nanos"),
-    )
-
-
-def _reservation(row: sqlite3.Row) -> Reservation:
-    return Reservation(
-        reservation_id=row["reservation_id"],
-        cost_center_id=row["cost_center_id"],
-        amount=_amount(row),
-        state=ReservationState(row["state"]),
-        create_time_ns=row["create_time_ns"],
-    )
-
-
-def _payout(row: sqlite3.Row) -> Payout:
-    return Payout(
-        payout_id=row["payout_id"],
-        idempotency_key=row["idempotency_key"],
-        reservation_id=row["reservation_id"],
-        cost_center_id=row["cost_center_id"],
-        payee_employee_id=row["payee_employee_id"],
-        amount=_amount(row),
-        memo=row["memo"],
-        create_time_ns=row["create_time_ns"],
-    )
-
-
-def _ledger_entry(row: sqlite3.Row) -> LedgerEntry:
-    return LedgerEntry(
-        entry_id=row["entry_id"],
-        payout_id=row["payout_id"],
-        cost_center_id=row["cost_center_id"],
-        payee_employee_id=row["payee_employee_id"],
-        amount=_amount(row),
-        create_time_ns=row["create_time_ns"],
-    )
-
-
 def _refuse_other_request(row: sqlite3.Row, fingerprint: str) -> None:
     """A key stands for one request: the same key with a different request is refused."""
     if row["request_fingerprint"] != fingerprint:
@@ -230,7 +104,7 @@ def _find_budget(tx: sqlite3.Connection, cost_center_id: str) -> Budget:
     found = row.fetchone()
     if found is None:
         raise NotFound(f"cost centre {cost_center_id} has no budget")
-    return _budget(found)
+    return budget_from_row(found)
 
 
 def _check_can_reserve(budget: Budget, amount: Amount) -> None:
@@ -260,7 +134,7 @@ def _find_reservation(tx: sqlite3.Connection, reservation_id: str) -> Reservatio
     found = row.fetchone()
     if found is None:
         raise NotFound(f"reservation {reservation_id} not found")
-    return _reservation(found)
+    return reservation_from_row(found)
 
 
 # Why a reservation that is no longer active can be neither paid from nor released.
@@ -381,7 +255,7 @@ class FinanceStore:
             row = tx.execute(
                 "SELECT * FROM budgets WHERE cost_center_id = ?", (cost_center_id,)
             ).fetchone()
-        return _budget(row) if row else None
+        return budget_from_row(row) if row else None
 
     def reserve(self, request: NewReservation) -> Reservation:
         """Holds the amount against the budget, or returns the reservation this key made."""
@@ -392,7 +266,7 @@ class FinanceStore:
             ).fetchone()
             if earlier is not None:
                 _refuse_other_request(earlier, request.fingerprint())
-                return _reservation(earlier)
+                return reservation_from_row(earlier)
             budget = _find_budget(tx, request.cost_center_id)
             _check_can_reserve(budget, request.amount)
             reservation = Reservation(
@@ -433,7 +307,7 @@ class FinanceStore:
             ).fetchone()
             if earlier is not None:
                 _refuse_other_request(earlier, request.fingerprint())
-                return _payout(earlier)
+                return payout_from_row(earlier)
             reservation = _find_reservation(tx, request.reservation_id)
             _check_can_pay(reservation, request.amount)
             payout = Payout(
@@ -459,7 +333,7 @@ class FinanceStore:
     def get_payout(self, payout_id: str) -> Payout | None:
         with self._db.transaction() as tx:
             row = tx.execute("SELECT * FROM payouts WHERE payout_id = ?", (payout_id,)).fetchone()
-        return _payout(row) if row else None
+        return payout_from_row(row) if row else None
 
     def list_ledger_entries(self, page: Page, cost_center_id: str) -> list[LedgerEntry]:
         """Up to page.size + 1 entries after page.after (the extra one says there is more)."""
@@ -471,4 +345,4 @@ class FinanceStore:
         query += " ORDER BY entry_id LIMIT ?"
         params.append(page.size + 1)
         with self._db.transaction() as tx:
-            return [_ledger_entry(row) for row in tx.execute(query, params)]
+            return [ledger_entry_from_row(row) for row in tx.execute(query, params)]

@@ -7,13 +7,13 @@ import sqlite3
 import pytest
 
 from services.finance import demo_data
-from services.finance.store import (
-    FinanceStore,
+from services.finance.records import (
     NewPayout,
     NewReservation,
     Reservation,
     ReservationState,
 )
+from services.finance.store import FinanceStore
 from services.money import NANOS_PER_UNIT, Amount
 from services.pagination import Page
 from sidecar.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
