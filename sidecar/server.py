@@ -18,6 +18,7 @@ from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from sidecar._authorization import Authorize, PolicySource
 from sidecar._handlers import ChainInterceptor, Middleware
 from sidecar._identity import VerifiedIdentity, bind_anonymous_caller
 from sidecar._status_mapping import map_errors
@@ -45,25 +46,39 @@ class ServerIdentity:
 IdentitySource = Callable[[], ServerIdentity]
 
 
-def _server_chain(trust_domain: str | None) -> list[Middleware]:
+def _server_chain(trust_domain: str | None, authorize: Authorize | None) -> list[Middleware]:
     verify: Middleware = (
         bind_anonymous_caller if trust_domain is None else VerifiedIdentity(trust_domain)
     )
-    return [verify, record_inbound_deadline, map_errors]
+    decisions: list[Middleware] = [] if authorize is None else [authorize]
+    return [verify, record_inbound_deadline, *decisions, map_errors]
 
 
 class Server:
     """One process's gRPC server: add services, start on a port, stop gracefully."""
 
     def __init__(
-        self, *, identity_source: IdentitySource | None = None, max_workers: int = 16
+        self,
+        *,
+        identity_source: IdentitySource | None = None,
+        authorization: tuple[str, PolicySource] | None = None,
+        max_workers: int = 16,
     ) -> None:
-        """Without an identity source the server is plaintext: for development only."""
+        """Without an identity source the server is plaintext: for development only.
+
+        `authorization` is (this service's name, where its access policy comes from).
+        """
         self._identity_source = identity_source
         trust_domain = None if identity_source is None else identity_source().trust_domain
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-            interceptors=[ChainInterceptor(_server_chain(trust_domain))],
+            interceptors=[
+                ChainInterceptor(
+                    _server_chain(
+                        trust_domain, None if authorization is None else Authorize(*authorization)
+                    )
+                )
+            ],
             options=[
                 ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
                 ("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
