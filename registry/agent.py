@@ -16,8 +16,10 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 INSTALL_SCRIPT = ROOT / "scripts" / "install-consul"
@@ -113,18 +115,26 @@ class DevAgent:
         return (self._workdir / "consul.log").read_text(errors="replace")
 
     def _wait_for_leader(self, timeout: float) -> None:
+        """Waits until the agent has a leader and its Connect CA has a root."""
         deadline = time.monotonic() + timeout
-        url = f"http://{self.address}/v1/status/leader"
-        while time.monotonic() < deadline:
+        checks: list[tuple[str, Callable[[Any], bool]]] = [
+            ("/v1/status/leader", bool),
+            ("/v1/agent/connect/ca/roots", lambda body: bool(body.get("Roots"))),
+        ]
+        while checks and time.monotonic() < deadline:
             if self._process is not None and self._process.poll() is not None:
                 break
+            path, ready = checks[0]
             try:
-                with urllib.request.urlopen(url, timeout=1) as response:
-                    if json.loads(response.read()):
-                        return
+                with urllib.request.urlopen(f"http://{self.address}{path}", timeout=1) as response:
+                    if ready(json.loads(response.read())):
+                        checks.pop(0)
+                        continue
             except (OSError, urllib.error.URLError, ValueError):
                 pass
             time.sleep(0.05)
+        if not checks:
+            return
         self.stop(timeout=5)
         raise RuntimeError(f"consul dev agent did not start within {timeout}s:\n{self.log()}")
 

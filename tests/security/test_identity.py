@@ -16,8 +16,7 @@ from sidecar.caller import current_caller
 from sidecar.dev_ca import DevCertificateAuthority, IssuedCertificate
 from sidecar.server import Server, ServerIdentity
 from sidecar.spiffe import server_name
-
-CA = DevCertificateAuthority()
+from tests.security.mtls import CA
 
 
 class WhoCalls(hr_pb2_grpc.EmployeeServiceServicer):

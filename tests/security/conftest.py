@@ -1,0 +1,38 @@
+"""The mTLS finance server the security tests attack."""
+
+from __future__ import annotations
+
+import pytest
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+
+from sidecar.authorization import AccessPolicy, Intention
+from sidecar.identity_sources import dev_ca_identity
+from sidecar.server import Server
+from tests.security.mtls import CA, RULES, CountingPayments
+
+
+@pytest.fixture
+def finance():
+    """Finance on mTLS with intentions reimbursement -> finance and hr -> finance."""
+    handler = CountingPayments()
+    policy = {
+        "current": AccessPolicy(
+            [
+                Intention("reimbursement", "finance", "allow"),
+                Intention("hr", "finance", "allow"),
+            ],
+            RULES,
+        )
+    }
+    server = Server(
+        identity_source=dev_ca_identity(CA, "finance"),
+        authorization=("finance", lambda: policy["current"]),
+    )
+    server.add_service(
+        finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+        finance_pb2_grpc.add_PaymentServiceServicer_to_server,
+        handler,
+    )
+    port = server.start("127.0.0.1:0")
+    yield handler, f"127.0.0.1:{port}", policy
+    server.stop(0)
