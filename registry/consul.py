@@ -42,7 +42,7 @@ class ConsulRegistry:
 
     def register(self, instance: ServiceInstance) -> None:
         check = consul.Check.grpc(
-            instance.endpoint,
+            f"{instance.address}:{instance.check_port or instance.port}",
             CHECK_INTERVAL,
             timeout=CHECK_TIMEOUT,
             deregister=DEREGISTER_CRITICAL_AFTER,

@@ -25,6 +25,8 @@ class ServiceInstance:
     # department and contract_version, plus anything a team adds.
     meta: Mapping[str, str] = field(default_factory=dict, hash=False)
     health: Health = Health.PASSING
+    # Where Consul calls grpc.health.v1; 0 means the service port itself.
+    check_port: int = 0
 
     @property
     def endpoint(self) -> str:

@@ -61,6 +61,8 @@ class ServiceWatch:
             try:
                 index, instances = self._registry.query(self._service, self._index, self._wait)
             except RegistryUnavailable as error:
+                if self._stopping.is_set():
+                    return
                 _log.warning("registry_unreachable", service=self._service, error=str(error))
                 self._stopping.wait(random.uniform(0, backoff))
                 backoff = min(backoff * 2, self._backoff_max)

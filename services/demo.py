@@ -27,6 +27,8 @@ from registry.consul import ConsulRegistry
 from services.launcher import ServiceProcess
 from services.money import Amount
 from sidecar import client
+from sidecar.identity_sources import ConsulConnectIdentity
+from sidecar.server import IdentitySource
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
 AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
@@ -48,8 +50,8 @@ def refusal(error: grpc.RpcError) -> str:
     return f"{error.code().name}: {error.details()}"
 
 
-def start_departments(stack: ExitStack, workdir: Path, consul: str) -> dict[str, str]:
-    def start(name: str, replica: int = 1) -> str:
+def start_departments(stack: ExitStack, workdir: Path, consul: str) -> None:
+    def start(name: str, replica: int = 1) -> None:
         process = stack.enter_context(
             ServiceProcess(
                 name,
@@ -60,14 +62,12 @@ def start_departments(stack: ExitStack, workdir: Path, consul: str) -> dict[str,
                 workdir / f"{name}-{replica}.log",
             )
         )
-        address = process.start()
-        say(f"  started {name:<14} on {address}")
-        return address
+        say(f"  started {name:<14} on {process.start()} (mTLS)")
 
-    addresses = {"hr": start("hr"), "finance": start("finance")}
+    start("hr")
+    start("finance")
     start("finance", replica=2)  # a second replica over the same database
-    addresses["reimbursement"] = start("reimbursement")
-    return addresses
+    start("reimbursement")
 
 
 def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> None:
@@ -79,10 +79,10 @@ def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> No
         time.sleep(0.1)
 
 
-def drive_claim(addresses: dict[str, str], cache: EndpointCache) -> bool:
+def drive_claim(cache: EndpointCache, identity: IdentitySource) -> bool:
     with (
-        client.dial(addresses["reimbursement"]) as claims_channel,
-        client.connect("finance", cache) as finance_channel,
+        client.connect("reimbursement", cache, identity=identity) as claims_channel,
+        client.connect("finance", cache, identity=identity) as finance_channel,
     ):
         claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
         payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
@@ -151,12 +151,16 @@ def main() -> int:
         agent = stack.enter_context(DevAgent())
         say(f"  started consul dev agent on {agent.address}")
         registry = ConsulRegistry(agent.address)
-        addresses = start_departments(stack, Path(tmp), agent.address)
+        start_departments(stack, Path(tmp), agent.address)
         wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
         say("  Consul's gRPC health checks pass for all four instances")
         say()
         cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
-        paid = drive_claim(addresses, cache)
+        # The demo calls as a Connect service of its own, over mTLS like everyone.
+        identity = ConsulConnectIdentity(registry, "demo-console")
+        stack.callback(identity.stop)
+        say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
+        paid = drive_claim(cache, identity)
         say()
     say("stopped every service")
     say("demo succeeded: the claim is PAID, once" if paid else "demo FAILED")

@@ -25,8 +25,9 @@ import structlog
 from registry.consul import ConsulRegistry
 from registry.model import ServiceInstance
 from registry.protocol import Registry, RegistryUnavailable
+from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
-from sidecar.server import Server
+from sidecar.server import IdentitySource, Server
 
 CONTRACT_VERSION = "v1"
 
@@ -42,6 +43,9 @@ class ServiceOptions:
     grace_seconds: float
     # Where this service registers and finds the others; None runs it alone.
     registry: Registry | None
+    # This service's certificate for mTLS, serving and calling; None is plaintext
+    # (development without Consul only).
+    identity: IdentitySource | None
     # How long a draining instance keeps serving before it stops accepting calls.
     drain_seconds: float
     extra: argparse.Namespace
@@ -93,24 +97,34 @@ def parse_options(
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 to 65535, got {args.port}")
     configure_logging(args.log_format)
+    registry = ConsulRegistry(args.consul_address) if args.consul_address else None
+    try:
+        identity = None if registry is None else ConsulConnectIdentity(registry, name)
+    except RegistryUnavailable as error:
+        structlog.get_logger("deptmesh.service").error(
+            "consul_unreachable", service=name, error=str(error)
+        )
+        raise SystemExit(1) from error
     return ServiceOptions(
         host=args.host,
         port=args.port,
         db=args.db,
         seed_demo_data=args.seed_demo_data,
         grace_seconds=args.grace_seconds,
-        registry=ConsulRegistry(args.consul_address) if args.consul_address else None,
+        registry=registry,
+        identity=identity,
         drain_seconds=args.drain_seconds,
         extra=args,
     )
 
 
-def instance_of(name: str, host: str, port: int) -> ServiceInstance:
+def instance_of(name: str, host: str, port: int, check_port: int = 0) -> ServiceInstance:
     return ServiceInstance(
         service=name,
         instance_id=f"{name}-{host}-{port}",
         address=host,
         port=port,
+        check_port=check_port,
         tags=(f"contract-{CONTRACT_VERSION}",),
         meta={"department": name, "contract_version": CONTRACT_VERSION},
     )
@@ -129,12 +143,12 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
 
     service = build(options)
     port = service.server.start(f"{options.host}:{options.port}")
-    instance = instance_of(name, options.host, port)
+    instance = instance_of(name, options.host, port, service.server.health_port)
     if options.registry is not None:
         try:
             options.registry.register(instance)
         except RegistryUnavailable as error:
-            log.error("registration_failed", error=str(error))
+            log.error("consul_unreachable", error=str(error))
             service.server.stop(0)
             service.close()
             return 1

@@ -17,8 +17,10 @@ import grpc
 import grpc.aio
 
 from registry.cache import EndpointCache
+from sidecar import client
 from sidecar._service_channel import ServiceChannel
-from sidecar.client import DEFAULT_TIMEOUT_SECONDS, check_timeout
+from sidecar.client import DEFAULT_TIMEOUT_SECONDS
+from sidecar.server import IdentitySource
 
 __all__ = ["AioServiceChannel", "connect"]
 
@@ -53,8 +55,8 @@ class _AioUnaryUnary(grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[type-arg
 class AioServiceChannel(grpc.aio.Channel):
     """What `sidecar.aio.connect(service, cache)` returns: grpc.aio stubs accept it."""
 
-    def __init__(self, service: str, cache: EndpointCache, *, default_timeout: float) -> None:
-        self._sync = ServiceChannel(service, cache, default_timeout=default_timeout)
+    def __init__(self, sync_channel: ServiceChannel) -> None:
+        self._sync = sync_channel
 
     def balancer(self) -> Any:
         return self._sync.balancer()
@@ -99,8 +101,13 @@ class AioServiceChannel(grpc.aio.Channel):
 
 
 def connect(
-    service: str, cache: EndpointCache, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    service: str,
+    cache: EndpointCache,
+    *,
+    identity: IdentitySource | None = None,
+    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> AioServiceChannel:
-    """A grpc.aio channel over the healthy instances of `service`."""
-    check_timeout(default_timeout)
-    return AioServiceChannel(service, cache, default_timeout=default_timeout)
+    """A grpc.aio channel over the healthy instances of `service` (see client.connect)."""
+    return AioServiceChannel(
+        client.connect(service, cache, identity=identity, default_timeout=default_timeout)
+    )

@@ -18,6 +18,8 @@ import grpc
 from registry.cache import EndpointCache
 from sidecar._service_channel import ServiceChannel
 from sidecar.deadline import outbound_timeout
+from sidecar.server import IdentitySource
+from sidecar.spiffe import server_name
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "ServiceChannel", "connect", "dial"]
 
@@ -82,11 +84,37 @@ def check_timeout(default_timeout: float) -> None:
 
 
 def connect(
-    service: str, cache: EndpointCache, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS
+    service: str,
+    cache: EndpointCache,
+    *,
+    identity: IdentitySource | None = None,
+    default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
 ) -> ServiceChannel:
-    """A channel over the healthy instances of `service`, as the registry cache knows them."""
+    """A channel over the healthy instances of `service`, as the registry cache knows them.
+
+    With an identity every endpoint is reached over mTLS: our leaf is presented,
+    and the server must hold `service`'s certificate (see spiffe.server_name).
+    Without one the channel is plaintext, for development only.
+    """
     check_timeout(default_timeout)
-    return ServiceChannel(service, cache, default_timeout=default_timeout)
+    factory = grpc.insecure_channel if identity is None else mtls_channel_factory(service, identity)
+    return ServiceChannel(service, cache, default_timeout=default_timeout, channel_factory=factory)
+
+
+def mtls_channel_factory(service: str, identity: IdentitySource) -> Callable[[str], grpc.Channel]:
+    """Opens mTLS channels that accept only a server holding `service`'s certificate."""
+
+    def open_channel(address: str) -> grpc.Channel:
+        mine = identity()
+        credentials = grpc.ssl_channel_credentials(
+            mine.trust_bundle_pem, mine.private_key_pem, mine.certificate_pem
+        )
+        target = server_name(service, mine.trust_domain)
+        return grpc.secure_channel(
+            address, credentials, options=[("grpc.ssl_target_name_override", target)]
+        )
+
+    return open_channel
 
 
 def dial(address: str, *, default_timeout: float = DEFAULT_TIMEOUT_SECONDS) -> grpc.Channel:

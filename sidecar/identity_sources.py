@@ -76,6 +76,8 @@ class ConsulConnectIdentity:
                     self._service, self._leaf_index, self._wait
                 )
             except RegistryUnavailable as error:
+                if self._stopping.is_set():
+                    return
                 _log.warning("connect_leaf_unavailable", error=str(error))
                 self._stopping.wait(1.0)
                 continue
@@ -90,6 +92,8 @@ class ConsulConnectIdentity:
             try:
                 index, roots = self._registry.connect_roots(self._roots_index, self._wait)
             except RegistryUnavailable as error:
+                if self._stopping.is_set():
+                    return
                 _log.warning("connect_roots_unavailable", error=str(error))
                 self._stopping.wait(1.0)
                 continue

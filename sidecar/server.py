@@ -90,6 +90,11 @@ class Server:
         health_pb2_grpc.add_HealthServicer_to_server(self._health, self._grpc)
         self._service_names: list[str] = []
         self._stopped = threading.Event()
+        # Consul's gRPC health check presents no client certificate, so an mTLS
+        # server answers it on a second, plaintext port serving grpc.health.v1
+        # and nothing else.
+        self._health_only: grpc.Server | None = None
+        self.health_port = 0
 
     def add_service(
         self,
@@ -114,6 +119,13 @@ class Server:
             [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._grpc
         )
         self._grpc.start()
+        self.health_port = port
+        if self._identity_source is not None:
+            self._health_only = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+            health_pb2_grpc.add_HealthServicer_to_server(self._health, self._health_only)
+            host = address.rpartition(":")[0]
+            self.health_port = self._health_only.add_insecure_port(f"{host}:0")
+            self._health_only.start()
         for name in ["", *self._service_names]:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         return port
@@ -122,6 +134,8 @@ class Server:
         """Reports NOT_SERVING, refuses new calls, lets in-flight calls finish within the grace."""
         self._health.enter_graceful_shutdown()
         self._grpc.stop(grace_seconds).wait()
+        if self._health_only is not None:
+            self._health_only.stop(0).wait()
         self._stopped.set()
 
     def wait_stopped(self, timeout: float | None = None) -> bool:

@@ -17,7 +17,7 @@ def build(options: ServiceOptions) -> RunningService:
     store = FinanceStore(options.db)
     if options.seed_demo_data:
         demo_data.seed(store)
-    server = Server()
+    server = Server(identity_source=options.identity)
     services = finance_pb2.DESCRIPTOR.services_by_name
     server.add_service(
         services["BudgetService"],

@@ -17,7 +17,7 @@ def build(options: ServiceOptions) -> RunningService:
     store = HrStore(options.db)
     if options.seed_demo_data:
         demo_data.seed(store)
-    server = Server()
+    server = Server(identity_source=options.identity)
     server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,

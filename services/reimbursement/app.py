@@ -34,10 +34,10 @@ def build(options: ServiceOptions) -> RunningService:
         )
     store = ClaimStore(options.db)
     cache = EndpointCache(options.registry)
-    departments = Departments(cache)
+    departments = Departments(cache, options.identity)
     workflow = ClaimWorkflow(store, departments)
     retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
-    server = Server()
+    server = Server(identity_source=options.identity)
     server.add_service(
         reimbursement_pb2.DESCRIPTOR.services_by_name["ReimbursementService"],
         reimbursement_pb2_grpc.add_ReimbursementServiceServicer_to_server,

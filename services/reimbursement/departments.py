@@ -21,6 +21,7 @@ from registry.cache import EndpointCache
 from services.money import Amount
 from sidecar import client
 from sidecar.errors import FailedPrecondition, ServiceError, Unavailable
+from sidecar.server import IdentitySource
 
 # How long one call to another department may take.
 CALL_TIMEOUT_SECONDS = 3.0
@@ -38,10 +39,12 @@ class Manager:
 class Departments:
     """HR and finance as reimbursement uses them."""
 
-    def __init__(self, cache: EndpointCache) -> None:
-        self._hr_channel = client.connect("hr", cache, default_timeout=CALL_TIMEOUT_SECONDS)
+    def __init__(self, cache: EndpointCache, identity: IdentitySource | None) -> None:
+        self._hr_channel = client.connect(
+            "hr", cache, identity=identity, default_timeout=CALL_TIMEOUT_SECONDS
+        )
         self._finance_channel = client.connect(
-            "finance", cache, default_timeout=CALL_TIMEOUT_SECONDS
+            "finance", cache, identity=identity, default_timeout=CALL_TIMEOUT_SECONDS
         )
         self._employees = hr_pb2_grpc.EmployeeServiceStub(self._hr_channel)
         self._budgets = finance_pb2_grpc.BudgetServiceStub(self._finance_channel)

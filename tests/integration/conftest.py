@@ -1,6 +1,7 @@
 """Real department services on port 0, in this process, each with its own database.
 
-Services find each other through an in-memory StaticRegistry per test; the
+Services find each other through an in-memory StaticRegistry per test and talk
+mTLS with leaves from a dev CA; the test itself calls as "test-client". The
 Consul-backed tests live in tests/integration/consul/.
 """
 
@@ -16,6 +17,12 @@ import pytest
 
 from registry.static import StaticRegistry
 from services.runner import Builder, RunningService, ServiceOptions, instance_of
+from sidecar.client import mtls_channel_factory
+from sidecar.dev_ca import DevCertificateAuthority
+from sidecar.identity_sources import dev_ca_identity
+
+# The test company's CA: every service and the test client hold its leaves.
+CA = DevCertificateAuthority()
 
 
 @dataclass
@@ -48,6 +55,7 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
             seed_demo_data=seed,
             grace_seconds=5.0,
             registry=static_registry,
+            identity=dev_ca_identity(CA, name),
             drain_seconds=0.0,
             extra=argparse.Namespace(**extra),
         )
@@ -55,7 +63,8 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
         port = service.server.start(f"{options.host}:{options.port}")
         static_registry.register(instance_of(name, "127.0.0.1", port))
         address = f"127.0.0.1:{port}"
-        running = Running(address, grpc.insecure_channel(address), service)
+        channel = mtls_channel_factory(name, dev_ca_identity(CA, "test-client"))(address)
+        running = Running(address, channel, service)
         started.append(running)
         return running
 

@@ -104,7 +104,7 @@ class TestServiceProcess:
 
 class TestRegistrationFailure:
     def test_unreachable_consul_exits_nonzero_with_a_message(self, tmp_path):
-        """A service that cannot register exits 1 and says why, instead of serving unseen."""
+        """A service that cannot reach Consul exits 1 and says why, instead of serving unseen."""
         db = str(tmp_path / "hr.db")
         result = subprocess.run(
             [
@@ -117,5 +117,6 @@ class TestRegistrationFailure:
             check=False,
         )
         assert result.returncode == 1
-        assert "registration_failed" in result.stderr
+        assert "consul_unreachable" in result.stderr
+        assert "Traceback" not in result.stderr
         assert result.stdout == ""

@@ -199,3 +199,33 @@ class TestRotation:
             assert [c.service for c in handler.callers] == ["reimbursement", "reimbursement"]
         finally:
             server.stop(0)
+
+
+class TestHealthOnlyPort:
+    def test_health_port_serves_health_and_nothing_else(self):
+        """Consul's plaintext check port answers grpc.health.v1 only; the API stays mTLS."""
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        from sidecar.identity_sources import dev_ca_identity
+
+        server = Server(identity_source=dev_ca_identity(CA, "hr"))
+        server.add_service(
+            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+            WhoCalls(),
+        )
+        port = server.start("127.0.0.1:0")
+        try:
+            assert server.health_port not in (0, port)
+            with grpc.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:
+                reply = health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+                assert reply.status == health_pb2.HealthCheckResponse.SERVING
+                with pytest.raises(grpc.RpcError) as caught:
+                    hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+                        hr_pb2.GetEmployeeRequest(), timeout=5
+                    )
+                assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+        finally:
+            server.stop(0)

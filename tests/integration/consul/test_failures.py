@@ -14,6 +14,7 @@ from registry.cache import EndpointCache
 from registry.consul import ConsulRegistry
 from services.launcher import ServiceProcess
 from sidecar import client
+from sidecar.identity_sources import ConsulConnectIdentity
 from tests.integration.consul.conftest import Replicas
 from tests.integration.consul.test_discovery import call
 from tests.integration.servers import wait_for
@@ -78,10 +79,13 @@ def finance_replicas(consul_agent, tmp_path):
 
 @pytest.fixture
 def finance_channel(consul):
+    """A channel to finance over mTLS, as a Connect service of the test's own."""
     cache = EndpointCache(consul)
-    channel = client.connect("finance", cache)
+    identity = ConsulConnectIdentity(consul, "load-test")
+    channel = client.connect("finance", cache, identity=identity)
     yield channel
     channel.close()
+    identity.stop()
     cache.close()
 
 
