@@ -7,6 +7,8 @@ explicit token (or address) always wins over CONSUL_HTTP_TOKEN / CONSUL_HTTP_ADD
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 from typing import Any
 
@@ -99,6 +101,57 @@ class ConsulRegistry:
     def connect_roots(self, index: int, wait_seconds: float) -> tuple[int, Any]:
         """The Connect trust bundle (TrustDomain, Roots), blocking on `index`."""
         return self._blocking_get("/v1/agent/connect/ca/roots", index, wait_seconds)
+
+    def intentions(self, index: int, wait_seconds: float) -> tuple[int, list[dict[str, Any]]]:
+        """Every Connect intention (SourceName, DestinationName, Action), blocking on `index`."""
+        new_index, body = self._blocking_get("/v1/connect/intentions", index, wait_seconds)
+        return new_index, list(body or [])
+
+    def set_intention(self, source: str, destination: str, action: str) -> None:
+        """Creates or updates the intention source -> destination; a no-op when it is so."""
+        _, existing = self.intentions(0, 0)
+        match = next(
+            (
+                i
+                for i in existing
+                if i["SourceName"] == source and i["DestinationName"] == destination
+            ),
+            None,
+        )
+        if match is not None and match["Action"] == action:
+            return
+        body = json.dumps({"SourceName": source, "DestinationName": destination, "Action": action})
+        if match is None:
+            self._call(
+                self._client.http.post,
+                consul.callback.CB.json(),
+                "/v1/connect/intentions",
+                data=body,
+                headers=self._client.prepare_headers(),
+            )
+        else:
+            self._call(
+                self._client.http.put,
+                consul.callback.CB.boolean(),
+                f"/v1/connect/intentions/{match['ID']}",
+                data=body,
+                headers=self._client.prepare_headers(),
+            )
+
+    def delete_intention(self, intention_id: str) -> None:
+        self._call(
+            self._client.http.delete,
+            consul.callback.CB.boolean(),
+            f"/v1/connect/intentions/{intention_id}",
+            headers=self._client.prepare_headers(),
+        )
+
+    def kv_value(self, key: str, index: int, wait_seconds: float) -> tuple[int, str | None]:
+        """The text stored at `key` (None when absent), blocking on `index`."""
+        new_index, body = self._blocking_get(f"/v1/kv/{key}", index, wait_seconds)
+        if not body or body[0].get("Value") is None:
+            return new_index, None
+        return new_index, base64.b64decode(body[0]["Value"]).decode()
 
     def _blocking_get(self, path: str, index: int, wait_seconds: float) -> tuple[int, Any]:
         params = [("index", str(index)), ("wait", f"{max(1, int(wait_seconds))}s")] if index else []

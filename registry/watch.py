@@ -6,6 +6,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import TypeVar
 
 import structlog
 
@@ -15,6 +16,7 @@ from registry.protocol import Registry, RegistryUnavailable
 _log = structlog.get_logger("deptmesh.registry")
 
 OnChange = Callable[[list[ServiceInstance]], None]
+T = TypeVar("T")
 
 
 class ServiceWatch:
@@ -75,3 +77,39 @@ class ServiceWatch:
             if index != self._index:
                 self._index = index if index > self._index else 0
                 self._on_change(instances)
+
+
+def follow(
+    what: str,
+    fetch: Callable[[int, float], tuple[int, T]],
+    on_change: Callable[[T], None],
+    stopping: threading.Event,
+    *,
+    index: int,
+    wait_seconds: float = 10.0,
+) -> threading.Thread:
+    """Runs blocking queries `fetch(index, wait)` in a daemon thread until `stopping`,
+    calling `on_change` with each new value. Errors are logged and retried after a
+    jittered pause; the last value stays in force meanwhile."""
+
+    def run() -> None:
+        nonlocal index
+        backoff = 0.05
+        while not stopping.is_set():
+            try:
+                new_index, value = fetch(index, wait_seconds)
+            except RegistryUnavailable as error:
+                if stopping.is_set():
+                    return
+                _log.warning("registry_unreachable", watching=what, error=str(error))
+                stopping.wait(random.uniform(0, backoff))
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if new_index != index and not stopping.is_set():
+                index = new_index
+                on_change(value)
+
+    thread = threading.Thread(target=run, name=f"follow-{what}", daemon=True)
+    thread.start()
+    return thread

@@ -24,6 +24,7 @@ from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from registry.agent import DevAgent
 from registry.cache import EndpointCache
 from registry.consul import ConsulRegistry
+from services import intentions
 from services.launcher import ServiceProcess
 from services.money import Amount
 from sidecar import client
@@ -144,6 +145,27 @@ def drive_claim(cache: EndpointCache, identity: IdentitySource) -> bool:
         return state(claim) == "PAID" and len(ledger) == 1
 
 
+def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource) -> bool:
+    say()
+    say("7. HR's own certificate tries finance's Payout directly")
+    with client.connect("finance", cache, identity=hr) as channel:
+        payments = finance_pb2_grpc.PaymentServiceStub(channel)
+        try:
+            payments.Payout(
+                finance_pb2.PayoutRequest(
+                    idempotency_key="hr-1",
+                    reservation_id="rsv_x",
+                    payee_employee_id="E1001",
+                    amount=AMOUNT,
+                )
+            )
+        except grpc.RpcError as error:
+            say(f"   -> refused, {refusal(error)}")
+            return error.code() is grpc.StatusCode.PERMISSION_DENIED
+    say("   -> unexpectedly accepted")
+    return False
+
+
 def main() -> int:
     say("deptmesh demo: one expense claim across three departments")
     say()
@@ -151,6 +173,12 @@ def main() -> int:
         agent = stack.enter_context(DevAgent())
         say(f"  started consul dev agent on {agent.address}")
         registry = ConsulRegistry(agent.address)
+        intentions.apply(
+            registry,
+            ("demo-console", "reimbursement", "allow"),
+            ("demo-console", "finance", "allow"),
+        )
+        say("  intentions and method rules written to Consul (default deny)")
         start_departments(stack, Path(tmp), agent.address)
         wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
         say("  Consul's gRPC health checks pass for all four instances")
@@ -161,10 +189,14 @@ def main() -> int:
         stack.callback(identity.stop)
         say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
         paid = drive_claim(cache, identity)
+        hr_identity = ConsulConnectIdentity(registry, "hr")
+        stack.callback(hr_identity.stop)
+        denied = show_hr_cannot_pay(cache, hr_identity)
         say()
     say("stopped every service")
-    say("demo succeeded: the claim is PAID, once" if paid else "demo FAILED")
-    return 0 if paid else 1
+    ok = paid and denied
+    say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
+    return 0 if ok else 1
 
 
 if __name__ == "__main__":

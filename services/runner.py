@@ -27,7 +27,8 @@ from registry.model import ServiceInstance
 from registry.protocol import Registry, RegistryUnavailable
 from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
-from sidecar.server import IdentitySource, Server
+from sidecar.policy_sources import ConsulAccessPolicy
+from sidecar.server import IdentitySource, PolicySource, Server
 
 CONTRACT_VERSION = "v1"
 
@@ -46,6 +47,9 @@ class ServiceOptions:
     # This service's certificate for mTLS, serving and calling; None is plaintext
     # (development without Consul only).
     identity: IdentitySource | None
+    # Who may call this service and which methods; None authorizes nobody out
+    # (development without Consul only).
+    policy: PolicySource | None
     # How long a draining instance keeps serving before it stops accepting calls.
     drain_seconds: float
     extra: argparse.Namespace
@@ -100,6 +104,7 @@ def parse_options(
     registry = ConsulRegistry(args.consul_address) if args.consul_address else None
     try:
         identity = None if registry is None else ConsulConnectIdentity(registry, name)
+        policy = None if registry is None else ConsulAccessPolicy(registry)
     except RegistryUnavailable as error:
         structlog.get_logger("deptmesh.service").error(
             "consul_unreachable", service=name, error=str(error)
@@ -113,8 +118,17 @@ def parse_options(
         grace_seconds=args.grace_seconds,
         registry=registry,
         identity=identity,
+        policy=policy,
         drain_seconds=args.drain_seconds,
         extra=args,
+    )
+
+
+def server_for(name: str, options: ServiceOptions) -> Server:
+    """The sidecar server a service runs on, with the identity and policy it was given."""
+    return Server(
+        identity_source=options.identity,
+        authorization=None if options.policy is None else (name, options.policy),
     )
 
 

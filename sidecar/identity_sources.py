@@ -13,11 +13,12 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
+from typing import Any
 
 import structlog
 
 from registry.consul import ConsulRegistry
-from registry.protocol import RegistryUnavailable
+from registry.watch import follow
 from sidecar.dev_ca import DevCertificateAuthority
 from sidecar.server import IdentitySource, ServerIdentity
 
@@ -40,17 +41,28 @@ class ConsulConnectIdentity:
     def __init__(
         self, registry: ConsulRegistry, service: str, *, wait_seconds: float = 10.0
     ) -> None:
-        self._registry = registry
         self._service = service
-        self._wait = wait_seconds
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        self._leaf_index, leaf = registry.connect_leaf(service, 0, 0)
-        self._roots_index, roots = registry.connect_roots(0, 0)
-        self._leaf, self._roots = leaf, roots
+        leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
+        roots_index, self._roots = registry.connect_roots(0, 0)
         self._identity = self._build()
-        for name, target in (("leaf", self._watch_leaf), ("roots", self._watch_roots)):
-            threading.Thread(target=target, name=f"connect-{name}", daemon=True).start()
+        follow(
+            f"connect-leaf-{service}",
+            lambda index, wait: registry.connect_leaf(service, index, wait),
+            self._leaf_renewed,
+            self._stopping,
+            index=leaf_index,
+            wait_seconds=wait_seconds,
+        )
+        follow(
+            "connect-roots",
+            registry.connect_roots,
+            self._roots_rotated,
+            self._stopping,
+            index=roots_index,
+            wait_seconds=wait_seconds,
+        )
 
     def __call__(self) -> ServerIdentity:
         return self._identity
@@ -69,39 +81,17 @@ class ConsulConnectIdentity:
             trust_domain=self._roots["TrustDomain"],
         )
 
-    def _watch_leaf(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                index, leaf = self._registry.connect_leaf(
-                    self._service, self._leaf_index, self._wait
-                )
-            except RegistryUnavailable as error:
-                if self._stopping.is_set():
-                    return
-                _log.warning("connect_leaf_unavailable", error=str(error))
-                self._stopping.wait(1.0)
-                continue
-            if index != self._leaf_index:
-                with self._lock:
-                    self._leaf_index, self._leaf = index, leaf
-                    self._identity = self._build()
-                _log.info("connect_leaf_renewed", service=self._service)
+    def _leaf_renewed(self, leaf: Any) -> None:
+        with self._lock:
+            self._leaf = leaf
+            self._identity = self._build()
+        _log.info("connect_leaf_renewed", service=self._service)
 
-    def _watch_roots(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                index, roots = self._registry.connect_roots(self._roots_index, self._wait)
-            except RegistryUnavailable as error:
-                if self._stopping.is_set():
-                    return
-                _log.warning("connect_roots_unavailable", error=str(error))
-                self._stopping.wait(1.0)
-                continue
-            if index != self._roots_index:
-                with self._lock:
-                    self._roots_index, self._roots = index, roots
-                    self._identity = self._build()
-                _log.info("connect_roots_rotated", roots=len(roots["Roots"]))
+    def _roots_rotated(self, roots: Any) -> None:
+        with self._lock:
+            self._roots = roots
+            self._identity = self._build()
+        _log.info("connect_roots_rotated", roots=len(roots["Roots"]))
 
 
 class FileIdentity:

@@ -24,7 +24,7 @@ from sidecar._identity import VerifiedIdentity, bind_anonymous_caller
 from sidecar._status_mapping import map_errors
 from sidecar.deadline import record_inbound_deadline
 
-__all__ = ["Server", "ServerIdentity"]
+__all__ = ["IdentitySource", "PolicySource", "Server", "ServerIdentity"]
 
 # Bounds what one caller can make us buffer: 4 MiB messages, 16 KiB of metadata.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024

@@ -7,8 +7,7 @@ from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from services.finance import demo_data
 from services.finance.servicer import BudgetServicer, PaymentServicer
 from services.finance.store import FinanceStore
-from services.runner import RunningService, ServiceOptions
-from sidecar.server import Server
+from services.runner import RunningService, ServiceOptions, server_for
 
 NAME = "finance"
 
@@ -17,7 +16,7 @@ def build(options: ServiceOptions) -> RunningService:
     store = FinanceStore(options.db)
     if options.seed_demo_data:
         demo_data.seed(store)
-    server = Server(identity_source=options.identity)
+    server = server_for(NAME, options)
     services = finance_pb2.DESCRIPTOR.services_by_name
     server.add_service(
         services["BudgetService"],

@@ -7,8 +7,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from services.hr import demo_data
 from services.hr.servicer import EmployeeServicer
 from services.hr.store import HrStore
-from services.runner import RunningService, ServiceOptions
-from sidecar.server import Server
+from services.runner import RunningService, ServiceOptions, server_for
 
 NAME = "hr"
 
@@ -17,7 +16,7 @@ def build(options: ServiceOptions) -> RunningService:
     store = HrStore(options.db)
     if options.seed_demo_data:
         demo_data.seed(store)
-    server = Server(identity_source=options.identity)
+    server = server_for(NAME, options)
     server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,

@@ -12,8 +12,7 @@ from services.reimbursement.payout_retrier import PayoutRetrier
 from services.reimbursement.servicer import ReimbursementServicer
 from services.reimbursement.store import ClaimStore
 from services.reimbursement.workflow import ClaimWorkflow
-from services.runner import RunningService, ServiceOptions
-from sidecar.server import Server
+from services.runner import RunningService, ServiceOptions, server_for
 
 NAME = "reimbursement"
 
@@ -37,7 +36,7 @@ def build(options: ServiceOptions) -> RunningService:
     departments = Departments(cache, options.identity)
     workflow = ClaimWorkflow(store, departments)
     retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
-    server = Server(identity_source=options.identity)
+    server = server_for(NAME, options)
     server.add_service(
         reimbursement_pb2.DESCRIPTOR.services_by_name["ReimbursementService"],
         reimbursement_pb2_grpc.add_ReimbursementServiceServicer_to_server,

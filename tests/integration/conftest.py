@@ -56,6 +56,7 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
             grace_seconds=5.0,
             registry=static_registry,
             identity=dev_ca_identity(CA, name),
+            policy=None,
             drain_seconds=0.0,
             extra=argparse.Namespace(**extra),
         )

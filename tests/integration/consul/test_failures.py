@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -54,27 +55,30 @@ class SteadyLoad:
 @pytest.fixture
 def finance_replicas(consul_agent, tmp_path):
     """Two finance processes over one database, registered in Consul."""
-    processes = []
-    for replica in range(2):
-        process = ServiceProcess(
-            "finance",
-            [
-                *("--port", "0", "--db", str(tmp_path / "finance.db"), "--seed-demo-data"),
-                *("--consul-address", consul_agent.address, "--drain-seconds", "1.5"),
-            ],
-            tmp_path / f"finance-{replica}.log",
-        )
-        process.start()
-        processes.append(process)
     registry = ConsulRegistry(consul_agent.address)
-    addresses = {p.address for p in processes}
-    wait_for(
-        lambda: addresses <= {i.endpoint for i in registry.resolve("finance")},
-        what="both finance replicas passing",
-    )
-    yield processes
-    for process in processes:
-        process.stop()
+    registry.set_intention("load-test", "finance", "allow")
+    with contextlib.ExitStack() as stack:  # stops whatever started, even if setup fails
+        processes = []
+        for replica in range(2):
+            process = stack.enter_context(
+                ServiceProcess(
+                    "finance",
+                    [
+                        *("--port", "0", "--db", str(tmp_path / "finance.db")),
+                        *("--seed-demo-data", "--drain-seconds", "1.5"),
+                        *("--consul-address", consul_agent.address),
+                    ],
+                    tmp_path / f"finance-{replica}.log",
+                )
+            )
+            process.start()
+            processes.append(process)
+        addresses = {p.address for p in processes}
+        wait_for(
+            lambda: addresses <= {i.endpoint for i in registry.resolve("finance")},
+            what="both finance replicas passing",
+        )
+        yield processes
 
 
 @pytest.fixture
