@@ -1,86 +1,131 @@
-"""FieldViolations and page tokens: what a request may contain."""
+"""services.validation: collect every bad field, then fail once with all of them."""
 
 from __future__ import annotations
 
-import base64
-
+import grpc
 import pytest
 
-from services.pagination import MAX_PAGE_SIZE, encode_token, read_page
 from services.validation import FieldViolations
-from sidecar.errors import InvalidArgument
+from sidecar.errors import FieldViolation, InvalidArgument
 
 
-def fields(check) -> list[str]:
+def _collected(check) -> list[FieldViolation]:
     violations = FieldViolations()
     check(violations)
     try:
         violations.raise_if_any()
     except InvalidArgument as error:
-        return [v.field for v in error.violations]
+        return list(error.violations)
     return []
 
 
-class TestFieldViolations:
-    @pytest.mark.parametrize("value", ["E1002", "CC-ENG", "clm_0f3c", "a.b"])
-    def test_identifiers_accepted(self, value):
-        """Letters, digits, '.', '_' and '-' make an identifier."""
-        assert fields(lambda v: v.identifier("id", value)) == []
-
-    @pytest.mark.parametrize("value", ["", "E 1", "../x", "x" * 65, "é", "a\nb", "-a"])
-    def test_identifiers_refused(self, value):
-        """Empty, spaced, path-like, long or non-ASCII identifiers are refused."""
-        assert fields(lambda v: v.identifier("id", value)) == ["id"]
-
-    def test_optional_identifier_may_be_empty(self):
-        """required=False accepts an empty value."""
-        assert fields(lambda v: v.identifier("id", "", required=False)) == []
-
-    @pytest.mark.parametrize("value", ["", "has space", "k" * 129, "tab\t"])
-    def test_keys_refused(self, value):
-        """Idempotency keys are 1 to 128 printable ASCII characters without spaces."""
-        assert fields(lambda v: v.key("key", value)) == ["key"]
-
-    def test_text_rules(self):
-        """Text must be present, short enough and free of control characters."""
-        assert fields(lambda v: v.text("t", "  ", max_length=5)) == ["t"]
-        assert fields(lambda v: v.text("t", "toolong", max_length=5)) == ["t"]
-        assert fields(lambda v: v.text("t", "a\x1bb", max_length=5)) == ["t"]
-        assert fields(lambda v: v.text("t", "ok\n", max_length=5)) == []
-
-    def test_every_violation_is_reported_at_once(self):
-        """raise_if_any carries all violations, not just the first."""
-
-        def check(v):
-            v.identifier("a", "")
-            v.key("b", "")
-
-        assert fields(check) == ["a", "b"]
-
-
-class TestPageTokens:
-    def test_token_round_trip(self):
-        """A token resumes after the key it was made from, with the same filter."""
-        violations = FieldViolations()
-        page = read_page(violations, 10, encode_token("E1001", "CC-ENG"), "CC-ENG")
-        violations.raise_if_any()
-        assert (page.size, page.after) == (10, "E1001")
+class TestIdentifier:
+    @pytest.mark.parametrize("value", ["E1001", "CC-ENG", "a", "a.b_c-d", "9" * 64])
+    def test_accepts_identifiers(self, value):
+        """Letters, digits, '.', '_' and '-' up to 64 characters, starting alphanumeric, pass."""
+        assert _collected(lambda v: v.identifier("id", value)) == []
 
     @pytest.mark.parametrize(
-        "token",
-        [
-            encode_token("E1001", "CC-FIN"),
-            "not base64 !",
-            base64.urlsafe_b64encode(b"not json").decode(),
-            base64.urlsafe_b64encode(b"[1, 2]").decode(),
-        ],
+        "value",
+        ["-E1", ".hidden", "E 1001", "E1001\n", "../etc", "a/b", "é1", "x" * 65, "E1;DROP"],
     )
-    def test_foreign_or_garbage_tokens_refused(self, token):
-        """Tokens from another filter, or not made by us, name page_token."""
-        assert fields(lambda v: read_page(v, 0, token, "CC-ENG")) == ["page_token"]
+    def test_rejects_malformed(self, value):
+        """Anything else is one violation on the field saying what an identifier may contain."""
+        violations = _collected(lambda v: v.identifier("id", value))
 
-    def test_page_size_defaults_and_caps(self):
-        """0 means the default; sizes above the maximum are capped; negatives refused."""
-        assert read_page(FieldViolations(), 0, "", "").size == 100
-        assert read_page(FieldViolations(), 10**6, "", "").size == MAX_PAGE_SIZE
-        assert fields(lambda v: read_page(v, -1, "", "")) == ["page_size"]
+        assert [v.field for v in violations] == ["id"]
+        assert "64" in violations[0].description
+
+    def test_required_when_empty(self):
+        """An empty required identifier is reported as required."""
+        assert _collected(lambda v: v.identifier("id", "")) == [FieldViolation("id", "required")]
+
+    def test_optional_may_be_empty(self):
+        """An empty optional identifier is not a violation."""
+        assert _collected(lambda v: v.identifier("id", "", required=False)) == []
+
+    def test_optional_is_still_checked(self):
+        """An optional identifier that is present must still be well formed."""
+        violations = _collected(lambda v: v.identifier("id", "no spaces", required=False))
+
+        assert [v.field for v in violations] == ["id"]
+
+
+class TestKey:
+    @pytest.mark.parametrize("value", ["k", "claim-42/retry#1", "!~", "x" * 128])
+    def test_accepts_printable_ascii(self, value):
+        """1 to 128 printable ASCII characters without spaces pass."""
+        assert _collected(lambda v: v.key("key", value)) == []
+
+    @pytest.mark.parametrize("value", ["has space", "tab\there", "x" * 129, "clé", "nul\x00"])
+    def test_rejects_others(self, value):
+        """Spaces, control characters, non-ASCII and over 128 characters are one violation."""
+        violations = _collected(lambda v: v.key("key", value))
+
+        assert [v.field for v in violations] == ["key"]
+        assert "128" in violations[0].description
+
+    def test_required_when_empty(self):
+        """An empty required key is reported as required."""
+        assert _collected(lambda v: v.key("key", "")) == [FieldViolation("key", "required")]
+
+    def test_optional_may_be_empty(self):
+        """An empty optional key is not a violation."""
+        assert _collected(lambda v: v.key("key", "", required=False)) == []
+
+
+class TestText:
+    @pytest.mark.parametrize("value", ["Train to Lyon", "line one\nline two", "a\tb", "Zoë 日本"])
+    def test_accepts_text(self, value):
+        """Text with newlines, tabs and non-ASCII letters within the limit passes."""
+        assert _collected(lambda v: v.text("note", value, max_length=40)) == []
+
+    @pytest.mark.parametrize("value", ["", "   ", "\n\t"])
+    def test_required_when_blank(self, value):
+        """Empty or whitespace-only required text is reported as required."""
+        violations = _collected(lambda v: v.text("note", value, max_length=40))
+
+        assert violations == [FieldViolation("note", "required")]
+
+    def test_optional_may_be_blank(self):
+        """Blank optional text is not a violation."""
+        assert _collected(lambda v: v.text("note", "  ", max_length=40, required=False)) == []
+
+    def test_length_limit(self):
+        """Text at the limit passes; one character more is rejected with the limit named."""
+        assert _collected(lambda v: v.text("note", "x" * 10, max_length=10)) == []
+        violations = _collected(lambda v: v.text("note", "x" * 11, max_length=10))
+
+        assert violations == [FieldViolation("note", "must be at most 10 characters")]
+
+    @pytest.mark.parametrize("char", ["\x00", "\x1b", "\r", "\x08", "\x7f", "\x9b"])
+    def test_rejects_control_characters(self, char):
+        """Control characters other than newline and tab (C0, DEL and C1) are rejected."""
+        violations = _collected(lambda v: v.text("note", f"evil{char}[2J", max_length=40))
+
+        assert violations == [FieldViolation("note", "must not contain control characters")]
+
+
+class TestRaiseIfAny:
+    def test_nothing_when_empty(self):
+        """With no violations, raise_if_any returns without raising."""
+        FieldViolations().raise_if_any()
+
+    def test_raises_invalid_argument_with_every_violation(self):
+        """All collected violations, in order, are carried by one INVALID_ARGUMENT error."""
+        violations = FieldViolations()
+        violations.identifier("employee_id", "")
+        violations.key("idempotency_key", "has space")
+        violations.add("amount.nanos", "must have the same sign as units")
+
+        with pytest.raises(InvalidArgument) as raised:
+            violations.raise_if_any()
+
+        assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert [v.field for v in raised.value.violations] == [
+            "employee_id",
+            "idempotency_key",
+            "amount.nanos",
+        ]
+        assert raised.value.violations[0] == FieldViolation("employee_id", "required")
+        assert str(raised.value) == "invalid request: employee_id, idempotency_key, amount.nanos"
