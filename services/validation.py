@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sidecar.errors import FieldViolation, InvalidArgument
 
@@ -41,7 +42,7 @@ class FieldViolations:
                 self.add(field, "required")
         elif len(value) > max_length:
             self.add(field, f"must be at most {max_length} characters")
-        elif any(ord(ch) < 0x20 and ch not in "\n\t" for ch in value):
+        elif any(unicodedata.category(ch) == "Cc" and ch not in "\n\t" for ch in value):
             self.add(field, "must not contain control characters")
 
     def raise_if_any(self) -> None:

@@ -33,8 +33,8 @@ def map_errors(
         return call_next(request, context)
     except ServiceError as error:
         _abort(context, error)
-    except Exception:  # noqa: BLE001 -- the boundary: nothing unexpected may leak to the caller
-        _fail_closed(context, method)
+    except Exception as error:  # noqa: BLE001 -- the boundary: nothing unexpected may leak
+        _fail_closed(context, method, error)
 
 
 def _mapped_stream(
@@ -44,15 +44,21 @@ def _mapped_stream(
         yield from call_next(request, context)
     except ServiceError as error:
         _abort(context, error)
-    except Exception:  # noqa: BLE001 -- the boundary, as above
-        _fail_closed(context, method)
+    except Exception as error:  # noqa: BLE001 -- the boundary, as above
+        _fail_closed(context, method, error)
 
 
-def _fail_closed(context: grpc.ServicerContext, method: RpcMethod) -> None:
+def _fail_closed(context: grpc.ServicerContext, method: RpcMethod, error: Exception) -> None:
     """Re-raises a deliberate context.abort(); hides anything else behind INTERNAL."""
     code = context.code()  # type: ignore[attr-defined]
-    if code is not None and code is not grpc.StatusCode.OK:
-        raise  # only ever called from an except block: the handler aborted the call itself
+    # grpc's abort() sets the code and raises a bare Exception(); any other
+    # exception, even after set_code(), may carry internals in its message.
+    aborted = type(error) is Exception and not error.args
+    if aborted and code is not None and code is not grpc.StatusCode.OK:
+        raise error
+    # A generated base servicer's method the service did not implement.
+    if isinstance(error, NotImplementedError) and code is grpc.StatusCode.UNIMPLEMENTED:
+        context.abort(grpc.StatusCode.UNIMPLEMENTED, "method not implemented")
     _log.exception("handler_failed", method=method.path)
     context.abort_with_status(_INTERNAL)
 

@@ -1,79 +1,205 @@
-"""The sidecar server chain around a handler: error mapping and the caller."""
+"""sidecar.server.Server: the server chain around handlers whose behaviour the tests control."""
 
 from __future__ import annotations
 
 import grpc
 import pytest
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from google.protobuf import descriptor_pb2, descriptor_pool
+from structlog.testing import capture_logs
 
 from sidecar.caller import ANONYMOUS, current_caller
-from tests.integration.servers import serve_employee_service
+from sidecar.errors import FieldViolation, InvalidArgument, NotFound
+from sidecar.server import Server
+from tests.rpc_errors import bad_request_fields, error_reason
+
+TIMEOUT = 10.0
+PROBE_SERVICE = "deptmesh.test.v1.Probe"
 
 
-class ScriptedHr(hr_pb2_grpc.EmployeeServiceServicer):
-    """Each RPC does one thing a real handler might do."""
+class ScriptedServicer(hr_pb2_grpc.EmployeeServiceServicer):
+    """Each RPC does one thing a test needs; what the handler saw is recorded."""
 
     def __init__(self) -> None:
-        self.callers = []
+        self.callers: list[object] = []
 
     def GetEmployee(self, request, context):
-        raise RuntimeError("secret internals: password=hunter2")
+        if request.employee_id == "crash":
+            raise RuntimeError("secret internals")
+        if request.employee_id == "set-code-then-crash":
+            context.set_code(grpc.StatusCode.NOT_FOUND)
+            raise KeyError("secret internals")
+        if request.employee_id == "not-found":
+            raise NotFound("employee not-found not found", reason="EMPLOYEE_UNKNOWN")
+        if request.employee_id == "invalid":
+            raise InvalidArgument([FieldViolation("employee_id", "bad")])
+        self.callers.append(current_caller())
+        return hr_pb2.GetEmployeeResponse(employee=hr_pb2.Employee(employee_id="E1"))
 
     def GetCostCenter(self, request, context):
         context.abort(grpc.StatusCode.NOT_FOUND, "no such cost centre")
 
-    def GetManagerChain(self, request, context):
-        self.callers.append(current_caller())
-        return hr_pb2.GetManagerChainResponse()
+
+def _probe_descriptor():
+    """A server-streaming service that exists only in this test."""
+    file = descriptor_pb2.FileDescriptorProto(name="probe.proto", package="deptmesh.test.v1")
+    file.message_type.add(name="Empty")
+    service = file.service.add(name="Probe")
+    service.method.add(
+        name="Stream",
+        input_type=".deptmesh.test.v1.Empty",
+        output_type=".deptmesh.test.v1.Empty",
+        server_streaming=True,
+    )
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(file)
+    return pool.FindServiceByName(PROBE_SERVICE)
+
+
+def _stream(request: bytes, context):
+    """Yields the caller's service name, then fails the way the request says."""
+    yield current_caller().service.encode()
+    if request == b"crash":
+        raise RuntimeError("secret internals")
+    yield b"done"
 
 
 @pytest.fixture
-def served():
-    servicer = ScriptedHr()
-    server, address = serve_employee_service(servicer)
-    channel = grpc.insecure_channel(address)
-    yield servicer, hr_pb2_grpc.EmployeeServiceStub(channel), channel
+def servicer():
+    return ScriptedServicer()
+
+
+@pytest.fixture
+def channel(servicer):
+    server = Server(max_workers=4)
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        servicer,
+    )
+    probe = grpc.method_handlers_generic_handler(
+        PROBE_SERVICE, {"Stream": grpc.unary_stream_rpc_method_handler(_stream)}
+    )
+    server.add_service(
+        _probe_descriptor(),
+        lambda handler, grpc_server: grpc_server.add_generic_rpc_handlers((handler,)),
+        probe,
+    )
+    port = server.start("127.0.0.1:0")
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    yield channel
     channel.close()
     server.stop(0)
 
 
+@pytest.fixture
+def stub(channel):
+    return hr_pb2_grpc.EmployeeServiceStub(channel)
+
+
+def _get_employee_error(stub, employee_id: str) -> grpc.RpcError:
+    with pytest.raises(grpc.RpcError) as raised:
+        stub.GetEmployee(hr_pb2.GetEmployeeRequest(employee_id=employee_id), timeout=TIMEOUT)
+    return raised.value
+
+
 class TestStatusMapping:
-    def test_unexpected_exception_is_internal_without_details(self, served):
-        """A handler crash reaches the caller as INTERNAL 'internal error', nothing more."""
-        _, stub, _ = served
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=5)
-        assert caught.value.code() is grpc.StatusCode.INTERNAL
-        assert caught.value.details() == "internal error"
-        trailers = str(caught.value.trailing_metadata())
-        assert "secret" not in trailers
-        assert "Traceback" not in trailers
+    def test_unexpected_exception_is_internal_without_internals(self, stub):
+        """An unexpected exception reaches the caller only as INTERNAL 'internal error'."""
+        error = _get_employee_error(stub, "crash")
 
-    def test_handler_abort_keeps_its_code(self, served):
-        """A handler that aborts with a status keeps that status."""
-        _, stub, _ = served
-        with pytest.raises(grpc.RpcError) as caught:
-            stub.GetCostCenter(hr_pb2.GetCostCenterRequest(), timeout=5)
-        assert caught.value.code() is grpc.StatusCode.NOT_FOUND
+        assert error.code() is grpc.StatusCode.INTERNAL
+        assert error.details() == "internal error"
+        assert "secret" not in str(error.debug_error_string())
+        assert "secret" not in repr(error.trailing_metadata())
 
-    def test_unknown_method_is_unimplemented(self, served):
-        """A method the server does not have is UNIMPLEMENTED."""
-        _, _, channel = served
-        with pytest.raises(grpc.RpcError) as caught:
-            channel.unary_unary("/deptmesh.hr.v1.EmployeeService/Nope")(b"", timeout=5)
-        assert caught.value.code() is grpc.StatusCode.UNIMPLEMENTED
+    def test_unexpected_exception_is_logged(self, stub):
+        """The hidden exception is logged on the server with its stack trace and method."""
+        with capture_logs() as logs:
+            _get_employee_error(stub, "crash")
+
+        failures = [entry for entry in logs if entry["event"] == "handler_failed"]
+        assert len(failures) == 1
+        assert failures[0]["method"] == "/deptmesh.hr.v1.EmployeeService/GetEmployee"
+        assert failures[0]["exc_info"] is True
+
+    def test_unexpected_exception_after_set_code_leaks_nothing(self, stub):
+        """A handler that set a code and then fails unexpectedly still leaks no exception text."""
+        error = _get_employee_error(stub, "set-code-then-crash")
+
+        assert "secret" not in (error.details() or "")
+        assert error.code() is grpc.StatusCode.INTERNAL
+        assert error.details() == "internal error"
+
+    def test_abort_keeps_its_code(self, stub):
+        """A handler's own context.abort() keeps its code and details."""
+        with pytest.raises(grpc.RpcError) as raised:
+            stub.GetCostCenter(hr_pb2.GetCostCenterRequest(cost_center_id="X"), timeout=TIMEOUT)
+
+        assert raised.value.code() is grpc.StatusCode.NOT_FOUND
+        assert raised.value.details() == "no such cost centre"
+
+    def test_service_error_becomes_its_status(self, stub):
+        """A ServiceError becomes its status code, message and ErrorInfo reason."""
+        error = _get_employee_error(stub, "not-found")
+
+        assert error.code() is grpc.StatusCode.NOT_FOUND
+        assert error.details() == "employee not-found not found"
+        assert error_reason(error) == "EMPLOYEE_UNKNOWN"
+
+    def test_invalid_argument_carries_bad_request(self, stub):
+        """InvalidArgument becomes INVALID_ARGUMENT with a BadRequest naming the field."""
+        error = _get_employee_error(stub, "invalid")
+
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_request_fields(error) == {"employee_id": "bad"}
+
+    def test_streaming_failure_is_internal(self, channel):
+        """A server stream that fails unexpectedly ends INTERNAL after what it already sent."""
+        call = channel.unary_stream(f"/{PROBE_SERVICE}/Stream")(b"crash", timeout=TIMEOUT)
+        received = []
+
+        with pytest.raises(grpc.RpcError) as raised:
+            received.extend(call)
+
+        assert received == [b"anonymous"]
+        assert raised.value.code() is grpc.StatusCode.INTERNAL
+        assert raised.value.details() == "internal error"
 
 
 class TestCurrentCaller:
-    def test_plaintext_server_sees_the_anonymous_caller(self, served):
-        """Without a certificate the handler's caller is ANONYMOUS, never a claimed identity."""
-        servicer, stub, _ = served
-        stub.GetManagerChain(
-            hr_pb2.GetManagerChainRequest(), metadata=[("x-caller", "finance")], timeout=5
-        )
+    def test_anonymous_on_plaintext_server(self, stub, servicer):
+        """Inside a handler on a plaintext server the caller is ANONYMOUS."""
+        stub.GetEmployee(hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=TIMEOUT)
+
         assert servicer.callers == [ANONYMOUS]
 
-    def test_outside_a_call_it_raises(self):
-        """current_caller() outside a call is a programming error, not an empty identity."""
-        with pytest.raises(RuntimeError, match="only available"):
+    def test_anonymous_in_server_stream(self, channel):
+        """A server-streaming handler sees the caller while its responses are produced."""
+        responses = list(channel.unary_stream(f"/{PROBE_SERVICE}/Stream")(b"", timeout=TIMEOUT))
+
+        assert responses == [b"anonymous", b"done"]
+
+    def test_raises_outside_a_call(self, stub):
+        """Outside a call, even after calls were handled, current_caller() raises RuntimeError."""
+        stub.GetEmployee(hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=TIMEOUT)
+
+        with pytest.raises(RuntimeError, match="only available while handling a call"):
             current_caller()
+
+
+class TestRouting:
+    @pytest.mark.parametrize(
+        "method", ["/deptmesh.hr.v1.EmployeeService/FireEveryone", "/no.such.Service/Method"]
+    )
+    def test_unknown_method(self, channel, method):
+        """A method the server does not have is UNIMPLEMENTED."""
+        with pytest.raises(grpc.RpcError) as raised:
+            channel.unary_unary(method)(b"", timeout=TIMEOUT)
+
+        assert raised.value.code() is grpc.StatusCode.UNIMPLEMENTED
+
+    def test_repeated_calls_use_the_chain_each_time(self, stub):
+        """The cached wrapped handler maps errors on every call, not just the first."""
+        for _ in range(3):
+            assert _get_employee_error(stub, "crash").details() == "internal error"

@@ -68,7 +68,7 @@ class TestAmount:
         ],
     )
     def test_str(self, nanos, text):
-        """An amount prints with at least two decimals, no trailing zeros beyond them, and its currency."""
+        """An amount prints with at least two decimals, no extra trailing zeros, its currency."""
         assert str(Amount("EUR", nanos)) == text
 
     def test_amounts_compare_exactly(self):
@@ -134,9 +134,7 @@ class TestCheckMoney:
     @pytest.mark.parametrize("units", [MAX_UNITS + 1, -(MAX_UNITS + 1)])
     def test_units_over_limit(self, units):
         """More than MAX_UNITS units in magnitude is rejected on the units field."""
-        violations = _violations(
-            money_pb2.Money(currency_code="EUR", units=units), positive=False
-        )
+        violations = _violations(money_pb2.Money(currency_code="EUR", units=units), positive=False)
 
         assert violations == {"amount.units": f"must be at most {MAX_UNITS}"}
 

@@ -78,7 +78,7 @@ class TestReadPage:
         ],
     )
     def test_garbage_rejected(self, token):
-        """Tokens that are not base64 of a JSON object with our fields are rejected, not crashed on."""
+        """Tokens that are not base64 JSON with our fields are rejected, not crashed on."""
         page, violations = _read(10, token)
 
         assert list(violations) == ["page_token"]
