@@ -35,6 +35,18 @@ def consul_binary() -> str:
     return result.stdout.strip().splitlines()[-1]
 
 
+def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
+    """SIGTERM, then SIGKILL if the process is still there after `timeout`; the exit code."""
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def _free_ports(count: int) -> list[int]:
     # Bound together so they are distinct; Consul binds them right after.
     sockets = [socket.socket() for _ in range(count)]
@@ -98,14 +110,8 @@ class DevAgent:
     def stop(self, timeout: float = 15.0) -> None:
         """Stops the agent (its state is lost; the ports stay ours for a restart)."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        if process is not None:
+            terminate(process, timeout)
 
     def close(self) -> None:
         self.stop()

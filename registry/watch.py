@@ -24,8 +24,8 @@ class ServiceWatch:
 
     Each round is a blocking query (index + wait): it returns as soon as the
     catalog changes, so a change reaches `on_change` within one round trip.
-    When the registry is unreachable it retries with exponential backoff and
-    full jitter, and `on_change` is not called: callers keep what they had.
+    When the registry is unreachable `follow` retries with backoff and jitter,
+    and `on_change` is not called: callers keep what they had.
     """
 
     def __init__(
@@ -35,48 +35,34 @@ class ServiceWatch:
         on_change: OnChange,
         *,
         wait_seconds: float = 5.0,
-        backoff_initial: float = 0.05,
-        backoff_max: float = 2.0,
     ) -> None:
         self._registry = registry
         self._service = service
         self._on_change = on_change
         self._wait = wait_seconds
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
         self._stopping = threading.Event()
+        # When the registry last answered, changed or not: the cache's staleness clock.
         self.last_contact = time.monotonic()
-        self._thread = threading.Thread(target=self._run, name=f"watch-{service}", daemon=True)
 
     def start(self, index: int = 0) -> None:
-        self._index = index
-        self._thread.start()
+        follow(
+            f"service-{self._service}",
+            self._query,
+            self._on_change,
+            self._stopping,
+            index=index,
+            wait_seconds=self._wait,
+        )
 
     def stop(self) -> None:
         # The thread may sit in a blocking query; it is a daemon and delivers
         # nothing once stopping is set, so there is no need to wait for it.
         self._stopping.set()
 
-    def _run(self) -> None:
-        backoff = self._backoff_initial
-        while not self._stopping.is_set():
-            try:
-                index, instances = self._registry.query(self._service, self._index, self._wait)
-            except RegistryUnavailable as error:
-                if self._stopping.is_set():
-                    return
-                _log.warning("registry_unreachable", service=self._service, error=str(error))
-                self._stopping.wait(random.uniform(0, backoff))
-                backoff = min(backoff * 2, self._backoff_max)
-                continue
-            backoff = self._backoff_initial
-            self.last_contact = time.monotonic()
-            if self._stopping.is_set():
-                return
-            # A smaller index means the registry restarted: start over.
-            if index != self._index:
-                self._index = index if index > self._index else 0
-                self._on_change(instances)
+    def _query(self, index: int, wait_seconds: float) -> tuple[int, list[ServiceInstance]]:
+        result = self._registry.query(self._service, index, wait_seconds)
+        self.last_contact = time.monotonic()
+        return result
 
 
 def follow(
@@ -107,6 +93,8 @@ def follow(
                 continue
             backoff = 0.05
             if new_index != index and not stopping.is_set():
+                # A smaller index means the registry restarted: its next
+                # answers count from there.
                 index = new_index
                 on_change(value)
 

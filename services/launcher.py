@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import re
-import signal
 import subprocess
 import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
+
+from registry.agent import terminate
 
 _SERVING = re.compile(r"^(?P<name>\S+) serving on (?P<address>\S+:\d+)$")
 
@@ -59,16 +60,10 @@ class ServiceProcess:
         process = self._process
         if process is None:
             return 0
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+        returncode = terminate(process, timeout)
         if process.stdout is not None:
             process.stdout.close()
-        return process.returncode
+        return returncode
 
     def kill(self) -> None:
         """SIGKILL: the process gets no chance to drain or deregister."""
