@@ -28,8 +28,8 @@ from services import intentions
 from services.launcher import ServiceProcess
 from services.money import Amount
 from sidecar import client
+from sidecar.identity import IdentitySource
 from sidecar.identity_sources import ConsulConnectIdentity
-from sidecar.server import IdentitySource
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
 AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)

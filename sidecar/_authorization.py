@@ -9,14 +9,13 @@ connections that are already open.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import grpc
 from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sidecar._handlers import Behavior, RpcMethod
+from sidecar._chain import Call, Gate
 from sidecar.authorization import AccessPolicy
 from sidecar.caller import current_caller
 from sidecar.errors import ERROR_DOMAIN
@@ -24,19 +23,16 @@ from sidecar.errors import ERROR_DOMAIN
 PolicySource = Callable[[], AccessPolicy]
 
 
-class Authorize:
+class Authorize(Gate):
     def __init__(self, service: str, policy: PolicySource) -> None:
         self._service = service
         self._policy = policy
 
-    def __call__(
-        self, request: Any, context: grpc.ServicerContext, method: RpcMethod, call_next: Behavior
-    ) -> Any:
+    def start(self, call: Call) -> grpc.Status | None:
         caller = current_caller()
-        decision = self._policy().decide(caller.service, self._service, method.path)
-        if not decision.allowed:
-            context.abort_with_status(self._denial(caller.spiffe_id, method.path, decision.rule))
-        return call_next(request, context)
+        path = call.method.path
+        decision = self._policy().decide(caller.service, self._service, path)
+        return None if decision.allowed else self._denial(caller.spiffe_id, path, decision.rule)
 
     def _denial(self, caller: str, method: str, rule: str) -> grpc.Status:
         info = error_details_pb2.ErrorInfo(

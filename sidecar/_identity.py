@@ -16,7 +16,7 @@ import grpc
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
-from sidecar._handlers import Behavior, RpcMethod, call_with_var
+from sidecar._chain import Call, Gate
 from sidecar.caller import ANONYMOUS, CURRENT_CALLER, Caller
 from sidecar.spiffe import IdentityError, identity_of_certificate
 
@@ -24,13 +24,14 @@ from sidecar.spiffe import IdentityError, identity_of_certificate
 _KNOWN_CERTIFICATES = 4096
 
 
-def bind_anonymous_caller(
-    request: Any, context: grpc.ServicerContext, method: RpcMethod, call_next: Behavior
-) -> Any:
-    return call_with_var(CURRENT_CALLER, ANONYMOUS, request, context, method, call_next)
+class AnonymousIdentity(Gate):
+    """The identity stage of a plaintext server: every caller is ANONYMOUS."""
+
+    def start(self, call: Call) -> None:
+        CURRENT_CALLER.set(ANONYMOUS)
 
 
-class VerifiedIdentity:
+class VerifiedIdentity(Gate):
     """Binds the caller named by the verified client certificate, or refuses the call."""
 
     def __init__(self, trust_domain: str) -> None:
@@ -47,16 +48,13 @@ class VerifiedIdentity:
             )
         )
 
-    def __call__(
-        self, request: Any, context: grpc.ServicerContext, method: RpcMethod, call_next: Behavior
-    ) -> Any:
-        caller = self._caller(context)
-        if caller is None:
-            context.abort_with_status(self._refusal)
-        return call_with_var(CURRENT_CALLER, caller, request, context, method, call_next)
+    def start(self, call: Call) -> grpc.Status | None:
+        caller = self._caller(call.context)
+        CURRENT_CALLER.set(caller)
+        return self._refusal if caller is None else None
 
-    def _caller(self, context: grpc.ServicerContext) -> Caller | None:
-        auth: dict[str, list[bytes]] = context.auth_context()  # type: ignore[assignment]
+    def _caller(self, context: Any) -> Caller | None:
+        auth: dict[str, list[bytes]] = context.auth_context()
         certificates = auth.get("x509_pem_cert", [])
         spiffe_ids = auth.get("peer_spiffe_id", [])
         if len(certificates) != 1 or len(spiffe_ids) != 1:

@@ -20,7 +20,7 @@ from registry.cache import EndpointCache
 from sidecar import client
 from sidecar._service_channel import ServiceChannel
 from sidecar.client import DEFAULT_TIMEOUT_SECONDS
-from sidecar.server import IdentitySource
+from sidecar.identity import IdentitySource
 
 __all__ = ["AioServiceChannel", "connect"]
 

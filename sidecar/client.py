@@ -18,7 +18,7 @@ import grpc
 from registry.cache import EndpointCache
 from sidecar._service_channel import ServiceChannel
 from sidecar.deadline import outbound_timeout
-from sidecar.server import IdentitySource
+from sidecar.identity import IdentitySource
 from sidecar.spiffe import server_name
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "ServiceChannel", "connect", "dial"]

@@ -8,11 +8,8 @@ from __future__ import annotations
 
 import time
 from contextvars import ContextVar
-from typing import Any
 
-import grpc
-
-from sidecar._handlers import Behavior, RpcMethod, call_with_var
+from sidecar._chain import Call, Gate
 
 __all__ = ["remaining_seconds"]
 
@@ -36,9 +33,10 @@ def outbound_timeout(requested: float | None, default: float) -> float:
     return timeout if left is None else max(0.0, min(timeout, left))
 
 
-def record_inbound_deadline(
-    request: Any, context: grpc.ServicerContext, method: RpcMethod, call_next: Behavior
-) -> Any:
-    left = context.time_remaining()
-    deadline = None if left is None or left > _NO_DEADLINE_SECONDS else time.monotonic() + left
-    return call_with_var(_inbound_deadline, deadline, request, context, method, call_next)
+class InboundDeadline(Gate):
+    """The server chain stage that records when the call being handled must finish."""
+
+    def start(self, call: Call) -> None:
+        left = call.context.time_remaining()
+        deadline = None if left is None or left > _NO_DEADLINE_SECONDS else time.monotonic() + left
+        _inbound_deadline.set(deadline)

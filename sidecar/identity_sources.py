@@ -20,7 +20,7 @@ import structlog
 from registry.consul import ConsulRegistry
 from registry.watch import follow
 from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.server import IdentitySource, ServerIdentity
+from sidecar.identity import IdentitySource, ServerIdentity
 
 __all__ = ["ConsulConnectIdentity", "FileIdentity", "dev_ca_identity"]
 

@@ -21,7 +21,7 @@ from registry.cache import EndpointCache
 from services.money import Amount
 from sidecar import client
 from sidecar.errors import FailedPrecondition, ServiceError, Unavailable
-from sidecar.server import IdentitySource
+from sidecar.identity import IdentitySource
 
 # How long one call to another department may take.
 CALL_TIMEOUT_SECONDS = 3.0

@@ -1,4 +1,8 @@
-"""sidecar.server.Server: the server chain around handlers whose behaviour the tests control."""
+"""The server chain around handlers whose behaviour the tests control.
+
+Every case runs on the sync server (sidecar.server.Server) and on the asyncio
+one (sidecar.aio_server.AioServer): one chain, two adapters.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,7 @@ from structlog.testing import capture_logs
 from sidecar.caller import ANONYMOUS, current_caller
 from sidecar.errors import FieldViolation, InvalidArgument, NotFound
 from sidecar.server import Server
+from tests.aio_servers import AioServerThread
 from tests.rpc_errors import bad_request_fields, error_reason
 
 TIMEOUT = 10.0
@@ -40,6 +45,16 @@ class ScriptedServicer(hr_pb2_grpc.EmployeeServiceServicer):
         context.abort(grpc.StatusCode.NOT_FOUND, "no such cost centre")
 
 
+class AsyncScriptedServicer(ScriptedServicer):
+    """The same script for the asyncio server."""
+
+    async def GetEmployee(self, request, context):  # type: ignore[override]
+        return super().GetEmployee(request, context)
+
+    async def GetCostCenter(self, request, context):  # type: ignore[override]
+        await context.abort(grpc.StatusCode.NOT_FOUND, "no such cost centre")
+
+
 def _probe_descriptor():
     """A server-streaming service that exists only in this test."""
     file = descriptor_pb2.FileDescriptorProto(name="probe.proto", package="deptmesh.test.v1")
@@ -64,21 +79,33 @@ def _stream(request: bytes, context):
     yield b"done"
 
 
-@pytest.fixture
-def servicer():
-    return ScriptedServicer()
+async def _async_stream(request: bytes, context):
+    for response in _stream(request, context):
+        yield response
+
+
+@pytest.fixture(params=["sync", "aio"])
+def flavour(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def channel(servicer):
-    server = Server(max_workers=4)
+def servicer(flavour):
+    return AsyncScriptedServicer() if flavour == "aio" else ScriptedServicer()
+
+
+@pytest.fixture
+def channel(flavour, servicer):
+    aio = flavour == "aio"
+    server = AioServerThread() if aio else Server(max_workers=4)
     server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
         servicer,
     )
     probe = grpc.method_handlers_generic_handler(
-        PROBE_SERVICE, {"Stream": grpc.unary_stream_rpc_method_handler(_stream)}
+        PROBE_SERVICE,
+        {"Stream": grpc.unary_stream_rpc_method_handler(_async_stream if aio else _stream)},
     )
     server.add_service(
         _probe_descriptor(),
@@ -121,7 +148,7 @@ class TestStatusMapping:
         failures = [entry for entry in logs if entry["event"] == "handler_failed"]
         assert len(failures) == 1
         assert failures[0]["method"] == "/deptmesh.hr.v1.EmployeeService/GetEmployee"
-        assert failures[0]["exc_info"] is True
+        assert isinstance(failures[0]["exc_info"], RuntimeError)  # rendered as a traceback
 
     def test_unexpected_exception_after_set_code_leaks_nothing(self, stub):
         """A handler that set a code and then fails unexpectedly still leaks no exception text."""

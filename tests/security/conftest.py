@@ -8,13 +8,18 @@ from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from sidecar.authorization import AccessPolicy, Intention
 from sidecar.identity_sources import dev_ca_identity
 from sidecar.server import Server
-from tests.security.mtls import CA, RULES, CountingPayments
+from tests.aio_servers import AioServerThread
+from tests.security.mtls import CA, RULES, AsyncCountingPayments, CountingPayments
 
 
-@pytest.fixture
-def finance():
-    """Finance on mTLS with intentions reimbursement -> finance and hr -> finance."""
-    handler = CountingPayments()
+@pytest.fixture(params=["sync", "aio"])
+def finance(request):
+    """Finance on mTLS with intentions reimbursement -> finance and hr -> finance.
+
+    Every security test runs against the sync and the asyncio server: they share
+    one chain, and both must hold.
+    """
+    handler = AsyncCountingPayments() if request.param == "aio" else CountingPayments()
     policy = {
         "current": AccessPolicy(
             [
@@ -24,7 +29,8 @@ def finance():
             RULES,
         )
     }
-    server = Server(
+    flavour = AioServerThread if request.param == "aio" else Server
+    server = flavour(
         identity_source=dev_ca_identity(CA, "finance"),
         authorization=("finance", lambda: policy["current"]),
     )

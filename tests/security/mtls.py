@@ -29,6 +29,14 @@ class CountingPayments(finance_pb2_grpc.PaymentServiceServicer):
         return finance_pb2.PayoutResponse()
 
 
+class AsyncCountingPayments(CountingPayments):
+    """The same handler for the asyncio server."""
+
+    async def Payout(self, request, context):  # type: ignore[override]
+        self.calls += 1
+        return finance_pb2.PayoutResponse()
+
+
 def channel_as(service: str, address: str) -> grpc.Channel:
     leaf = CA.issue(service)
     credentials = grpc.ssl_channel_credentials(

@@ -7,7 +7,8 @@ import grpc
 import pytest
 from deptmesh.finance.v1 import finance_pb2
 
-from sidecar.server import MAX_MESSAGE_BYTES
+from sidecar._serving import MAX_MESSAGE_BYTES
+from tests.rpc_errors import bad_request_fields
 from tests.security.mtls import PAYOUT, CountingPayments, channel_as, payout
 
 
@@ -46,12 +47,14 @@ class TestHostileRequests:
         still_serving(address, handler)
 
     def test_malformed_protobuf_is_refused(self, finance):
-        """Bytes that are not a PayoutRequest fail before the handler, with a clear code."""
+        """Bytes that are not a PayoutRequest are INVALID_ARGUMENT naming the type; no handler."""
         handler, address, _ = finance
         with channel_as("reimbursement", address) as channel:
             error = raw_call(channel, PAYOUT, b"\xff\xff\xff\xff\x0f garbage")
-        # grpc answers before any of our code runs: INTERNAL "Exception deserializing request!"
-        assert error.code() is grpc.StatusCode.INTERNAL
+        assert error.code() is grpc.StatusCode.INVALID_ARGUMENT
+        assert bad_request_fields(error) == {
+            "request": "not a valid deptmesh.finance.v1.PayoutRequest message"
+        }
         assert handler.calls == 0
         still_serving(address, handler)
 

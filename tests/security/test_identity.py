@@ -14,8 +14,10 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
 from sidecar.caller import current_caller
 from sidecar.dev_ca import DevCertificateAuthority, IssuedCertificate
+from sidecar.identity import IdentitySource
 from sidecar.server import Server, ServerIdentity
 from sidecar.spiffe import server_name
+from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
 
@@ -30,20 +32,40 @@ class WhoCalls(hr_pb2_grpc.EmployeeServiceServicer):
         return hr_pb2.GetEmployeeResponse()
 
 
-@pytest.fixture(scope="module")
-def hr_server():
-    handler = WhoCalls()
-    leaf = CA.issue("hr")
-    identity = ServerIdentity(
-        leaf.private_key_pem, leaf.certificate_pem, CA.ca_pem, CA.trust_domain
-    )
-    server = Server(identity_source=lambda: identity)
+class AsyncWhoCalls(WhoCalls):
+    """The same handler for the asyncio server."""
+
+    async def GetEmployee(self, request, context):  # type: ignore[override]
+        self.callers.append(current_caller())
+        return hr_pb2.GetEmployeeResponse()
+
+
+def serve_hr(flavour: str, identity_source: IdentitySource):
+    """hr's EmployeeService on the sync or the asyncio server: (server, handler, port)."""
+    aio = flavour == "aio"
+    handler = AsyncWhoCalls() if aio else WhoCalls()
+    server = (AioServerThread if aio else Server)(identity_source=identity_source)
     server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
         handler,
     )
-    port = server.start("127.0.0.1:0")
+    return server, handler, server.start("127.0.0.1:0")
+
+
+# Both servers share one chain; every identity case must hold on each.
+@pytest.fixture(scope="module", params=["sync", "aio"])
+def flavour(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def hr_server(flavour):
+    leaf = CA.issue("hr")
+    identity = ServerIdentity(
+        leaf.private_key_pem, leaf.certificate_pem, CA.ca_pem, CA.trust_domain
+    )
+    server, handler, port = serve_hr(flavour, lambda: identity)
     yield handler, f"127.0.0.1:{port}"
     server.stop(0)
 
@@ -165,7 +187,7 @@ class TestRefusedCallers:
 
 
 class TestRotation:
-    def test_rotated_certificate_and_bundle_apply_without_restart(self):
+    def test_rotated_certificate_and_bundle_apply_without_restart(self, flavour):
         """After the source rotates to a new CA, new connections use it; no restart."""
         old_ca, new_ca = CA, DevCertificateAuthority(CA.trust_domain)
         old_leaf, new_leaf = old_ca.issue("hr"), new_ca.issue("hr")
@@ -174,14 +196,8 @@ class TestRotation:
                 old_leaf.private_key_pem, old_leaf.certificate_pem, old_ca.ca_pem, CA.trust_domain
             )
         }
-        handler = WhoCalls()
-        server = Server(identity_source=lambda: current["identity"])
-        server.add_service(
-            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-            handler,
-        )
-        address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
+        server, handler, port = serve_hr(flavour, lambda: current["identity"])
+        address = f"127.0.0.1:{port}"
         try:
             old_client = client_credentials(old_ca.issue("reimbursement"), old_ca.ca_pem)
             new_client = client_credentials(new_ca.issue("reimbursement"), new_ca.ca_pem)
@@ -202,19 +218,13 @@ class TestRotation:
 
 
 class TestHealthOnlyPort:
-    def test_health_port_serves_health_and_nothing_else(self):
+    def test_health_port_serves_health_and_nothing_else(self, flavour):
         """Consul's plaintext check port answers grpc.health.v1 only; the API stays mTLS."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         from sidecar.identity_sources import dev_ca_identity
 
-        server = Server(identity_source=dev_ca_identity(CA, "hr"))
-        server.add_service(
-            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-            WhoCalls(),
-        )
-        port = server.start("127.0.0.1:0")
+        server, _, port = serve_hr(flavour, dev_ca_identity(CA, "hr"))
         try:
             assert server.health_port not in (0, port)
             with grpc.insecure_channel(f"127.0.0.1:{server.health_port}") as channel:

@@ -1,0 +1,101 @@
+"""The server chain's core, shared by the sync and the asyncio server.
+
+A call passes through a fixed list of stages (the order is declared in
+server.py). A stage may refuse a call when it starts, by returning the status
+to end it with, and is told when a call it let through has finished. The sync
+and asyncio adapters (_sync_chain, _aio_chain) run the stages around the
+handler; the stages themselves never await and never wrap the handler, so one
+implementation serves both kinds of server.
+
+Stages publish per-call values (the caller, the inbound deadline) in context
+variables and do not reset them: grpc.aio runs every call in a fresh context,
+and a sync worker thread runs one call at a time and every call sets every
+variable before its handler runs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import grpc
+
+__all__ = ["Call", "Chain", "RpcMethod", "Stage"]
+
+
+@dataclass(frozen=True, slots=True)
+class RpcMethod:
+    """The method a call dispatched to, as grpc names it: `/pkg.Service/Method`."""
+
+    path: str
+    service: str
+    name: str
+    request_streaming: bool
+    response_streaming: bool
+
+    @classmethod
+    def from_path(cls, path: str, handler: grpc.RpcMethodHandler[Any, Any]) -> RpcMethod:
+        service, _, name = path.lstrip("/").partition("/")
+        return cls(path, service, name, handler.request_streaming, handler.response_streaming)
+
+
+class Call:
+    """One inbound call as the stages see it: what was called, by what context, how it ended."""
+
+    __slots__ = ("code", "context", "entered", "method", "started_ns")
+
+    def __init__(self, method: RpcMethod, context: Any) -> None:
+        self.method = method
+        # A grpc.ServicerContext or grpc.aio.ServicerContext: stages use only
+        # what both offer (auth_context, time_remaining, invocation_metadata).
+        self.context = context
+        self.code = grpc.StatusCode.OK
+        self.started_ns = time.perf_counter_ns()
+        self.entered = 0  # how many stages let the call through
+
+
+class Stage(Protocol):
+    """One concern of the server chain."""
+
+    def start(self, call: Call) -> grpc.Status | None:
+        """None lets the call through; a status refuses it with that status."""
+        ...
+
+    def finish(self, call: Call) -> None:
+        """The call has ended with `call.code`; called only if `start` let it through."""
+        ...
+
+
+class Gate:
+    """Base of a stage that only decides at the start: nothing to do when the call ends."""
+
+    def finish(self, call: Call) -> None:
+        return None
+
+
+class Chain:
+    """The stages of one server, run in order at the start and in reverse at the end."""
+
+    def __init__(self, stages: Sequence[Stage]) -> None:
+        self._stages = tuple(stages)
+
+    def open(self, method: RpcMethod, context: Any) -> tuple[Call, grpc.Status | None]:
+        """Starts a call through every stage: the call, and the refusal if a stage refused it.
+
+        A refused call is already finished for the stages that let it through.
+        """
+        call = Call(method, context)
+        for stage in self._stages:
+            refusal = stage.start(call)
+            if refusal is not None:
+                call.code = refusal.code
+                self.finish(call)
+                return call, refusal
+            call.entered += 1
+        return call, None
+
+    def finish(self, call: Call) -> None:
+        for stage in reversed(self._stages[: call.entered]):
+            stage.finish(call)
