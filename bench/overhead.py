@@ -1,0 +1,238 @@
+"""What the sidecar's server chain costs, against bare grpc.aio on the same mTLS, in one run.
+
+Each configuration is a grpc.aio server in its own process serving hr's
+GetEmployee over mTLS (dev CA certificates); this process is the client. Rounds
+alternate between the configurations so that drift in the machine hits them
+all alike. Two measures per configuration:
+
+- throughput: calls per second with 32 unary calls in flight;
+- latency: the median of calls made one at a time; a configuration's median
+  minus bare grpc's is the latency the sidecar adds per hop.
+
+    python -m bench.overhead [--rounds N] [--seconds S] [--latency-calls N]
+
+The last line is for scripts: `overhead chain=<ratio> p50_added_us=<n>`, where
+`chain` is the identity + authorization chain's throughput over bare grpc.aio's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+import grpc.aio
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+
+from sidecar.aio_server import AioServer
+from sidecar.authorization import AccessPolicy, Intention, MethodRules
+from sidecar.dev_ca import DevCertificateAuthority
+from sidecar.identity import ServerIdentity
+from sidecar.spiffe import server_name
+
+CONCURRENCY = 32
+SERVER, CALLER = "hr", "reimbursement"
+_RESPONSE = hr_pb2.GetEmployeeResponse(
+    employee=hr_pb2.Employee(employee_id="E1001", display_name="Ada Lovelace")
+)
+
+
+class Employees(hr_pb2_grpc.EmployeeServiceServicer):
+    async def GetEmployee(  # type: ignore[override]
+        self, request: hr_pb2.GetEmployeeRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> hr_pb2.GetEmployeeResponse:
+        return _RESPONSE
+
+
+# --- the servers: `python -m bench.overhead serve NAME CERTS_DIR` -----------------------
+
+Serve = Callable[[ServerIdentity], Awaitable[int]]
+_running: list[grpc.aio.Server | AioServer] = []  # the server of this process
+
+
+async def _bare(identity: ServerIdentity) -> int:
+    server = grpc.aio.server()
+    hr_pb2_grpc.add_EmployeeServiceServicer_to_server(Employees(), server)
+    credentials = grpc.ssl_server_credentials(
+        [(identity.private_key_pem, identity.certificate_pem)],
+        root_certificates=identity.trust_bundle_pem,
+        require_client_auth=True,
+    )
+    port = server.add_secure_port("127.0.0.1:0", credentials)
+    await server.start()
+    _running.append(server)
+    return port
+
+
+async def _chain(identity: ServerIdentity) -> int:
+    policy = AccessPolicy([Intention(CALLER, SERVER, "allow")], MethodRules({}))
+    server = AioServer(identity_source=lambda: identity, authorization=(SERVER, lambda: policy))
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        Employees(),
+    )
+    _running.append(server)
+    return await server.start("127.0.0.1:0")
+
+
+# name -> how its server starts; the first is the baseline the others are divided by.
+CONFIGURATIONS: dict[str, Serve] = {"bare": _bare, "chain": _chain}
+
+
+async def _serve(name: str, certs: Path) -> None:
+    identity = ServerIdentity(
+        (certs / "server.key").read_bytes(),
+        (certs / "server.pem").read_bytes(),
+        (certs / "ca.pem").read_bytes(),
+        (certs / "trust-domain").read_text(),
+    )
+    print(await CONFIGURATIONS[name](identity), flush=True)
+    # Serve until the parent closes our stdin.
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    for server in _running:
+        await server.stop(0)
+
+
+# --- the client -------------------------------------------------------------------------
+
+
+@dataclass
+class Measured:
+    throughput: list[float] = field(default_factory=list)
+    latency_us: list[float] = field(default_factory=list)
+
+
+def _write_certificates(directory: Path) -> tuple[grpc.ChannelCredentials, str]:
+    ca = DevCertificateAuthority()
+    server_leaf, client_leaf = ca.issue(SERVER), ca.issue(CALLER)
+    (directory / "ca.pem").write_bytes(ca.ca_pem)
+    (directory / "server.key").write_bytes(server_leaf.private_key_pem)
+    (directory / "server.pem").write_bytes(server_leaf.certificate_pem)
+    (directory / "trust-domain").write_text(ca.trust_domain)
+    credentials = grpc.ssl_channel_credentials(
+        ca.ca_pem, client_leaf.private_key_pem, client_leaf.certificate_pem
+    )
+    return credentials, server_name(SERVER, ca.trust_domain)
+
+
+def _start_server(name: str, certs: Path) -> tuple[subprocess.Popen[str], str]:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "bench.overhead", "serve", name, str(certs)],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+    if not port.isdigit():
+        process.kill()
+        raise RuntimeError(f"the {name} server did not start")
+    return process, f"127.0.0.1:{port}"
+
+
+async def _throughput(stub: hr_pb2_grpc.EmployeeServiceStub, seconds: float) -> float:
+    request = hr_pb2.GetEmployeeRequest(employee_id="E1001")
+    stop_at = time.perf_counter() + seconds
+    done = 0
+
+    async def worker() -> None:
+        nonlocal done
+        while time.perf_counter() < stop_at:
+            await stub.GetEmployee(request, timeout=10)
+            done += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+    return done / (time.perf_counter() - started)
+
+
+async def _median_latency_us(stub: hr_pb2_grpc.EmployeeServiceStub, calls: int) -> float:
+    request = hr_pb2.GetEmployeeRequest(employee_id="E1001")
+    samples = []
+    for _ in range(calls):
+        started = time.perf_counter_ns()
+        await stub.GetEmployee(request, timeout=10)
+        samples.append((time.perf_counter_ns() - started) / 1000)
+    return statistics.median(samples)
+
+
+async def _measure(
+    addresses: dict[str, str],
+    credentials: grpc.ChannelCredentials,
+    target: str,
+    arguments: argparse.Namespace,
+) -> dict[str, Measured]:
+    options = [("grpc.ssl_target_name_override", target)]
+    channels = {
+        name: grpc.aio.secure_channel(address, credentials, options=options)
+        for name, address in addresses.items()
+    }
+    stubs = {name: hr_pb2_grpc.EmployeeServiceStub(channel) for name, channel in channels.items()}
+    results = {name: Measured() for name in addresses}
+    for stub in stubs.values():  # connect and warm up before anything is timed
+        await _throughput(stub, 0.3)
+    for _ in range(arguments.rounds):
+        for name, stub in stubs.items():
+            results[name].throughput.append(await _throughput(stub, arguments.seconds))
+            results[name].latency_us.append(await _median_latency_us(stub, arguments.latency_calls))
+    for channel in channels.values():
+        await channel.close()
+    return results
+
+
+def _report(results: dict[str, Measured]) -> None:
+    baseline_name = next(iter(results))
+    baseline = results[baseline_name]
+    base_throughput = statistics.median(baseline.throughput)
+    base_latency = statistics.median(baseline.latency_us)
+    print(f"{CONCURRENCY} calls in flight; rounds alternate; medians over rounds")
+    print(f"{'configuration':<14}{'calls/s':>10}{'ratio':>8}{'p50 us':>9}{'added us':>10}")
+    summary = {}
+    for name, measured in results.items():
+        throughput = statistics.median(measured.throughput)
+        latency = statistics.median(measured.latency_us)
+        ratio = throughput / base_throughput
+        added = latency - base_latency
+        print(f"{name:<14}{throughput:>10.0f}{ratio:>8.3f}{latency:>9.0f}{added:>10.0f}")
+        if name != baseline_name:
+            summary[name] = f"{ratio:.3f}"
+            summary["p50_added_us"] = f"{added:.0f}"
+    print("overhead " + " ".join(f"{key}={value}" for key, value in summary.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.overhead")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per throughput round")
+    parser.add_argument("--latency-calls", type=int, default=1000, help="per latency round")
+    arguments, rest = parser.parse_known_args()
+    if rest[:1] == ["serve"]:
+        asyncio.run(_serve(rest[1], Path(rest[2])))
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        certs = Path(directory)
+        credentials, target = _write_certificates(certs)
+        servers = {name: _start_server(name, certs) for name in CONFIGURATIONS}
+        try:
+            addresses = {name: address for name, (_, address) in servers.items()}
+            results = asyncio.run(_measure(addresses, credentials, target, arguments))
+        finally:
+            for process, _ in servers.values():
+                assert process.stdin is not None
+                process.stdin.close()
+                process.wait(timeout=30)
+    _report(results)
+
+
+if __name__ == "__main__":
+    main()
