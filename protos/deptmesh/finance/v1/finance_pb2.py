@@ -23,10 +23,11 @@ _sym_db = _symbol_database.Default()
 
 
 from deptmesh.common.v1 import money_pb2 as deptmesh_dot_common_dot_v1_dot_money__pb2
+from deptmesh.common.v1 import quota_pb2 as deptmesh_dot_common_dot_v1_dot_quota__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!deptmesh/finance/v1/finance.proto\x12\x13\x64\x65ptmesh.finance.v1\x1a\x1e\x64\x65ptmesh/common/v1/money.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x06\x42udget\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12,\n\tallocated\x18\x02 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12+\n\x08reserved\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12(\n\x05spent\x18\x04 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12,\n\tavailable\x18\x05 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\"\xcf\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.deptmesh.finance.v1.ReservationState\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x01\n\x06Payout\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x16\n\x0ereservation_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x04 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x05 \x01(\t\x12)\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x0c\n\x04memo\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc1\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12\x11\n\tpayout_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x04 \x01(\t\x12)\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x10GetBudgetRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"@\n\x11GetBudgetResponse\x12+\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Budget\"q\n\x13ReserveFundsRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\"M\n\x14ReserveFundsResponse\x12\x35\n\x0breservation\x18\x01 \x01(\x0b\x32 .deptmesh.finance.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x1aReleaseReservationResponse\x12\x35\n\x0breservation\x18\x01 \x01(\x0b\x32 .deptmesh.finance.v1.Reservation\"\x94\x01\n\rPayoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x0c\n\x04memo\x18\x05 \x01(\t\"=\n\x0ePayoutResponse\x12+\n\x06payout\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Payout\"%\n\x10GetPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"@\n\x11GetPayoutResponse\x12+\n\x06payout\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Payout\"Y\n\x18ListLedgerEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"g\n\x19ListLedgerEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .deptmesh.finance.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x93\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_CONSUMED\x10\x03\x32\xd6\x02\n\rBudgetService\x12_\n\tGetBudget\x12%.deptmesh.finance.v1.GetBudgetRequest\x1a&.deptmesh.finance.v1.GetBudgetResponse\"\x03\x90\x02\x01\x12h\n\x0cReserveFunds\x12(.deptmesh.finance.v1.ReserveFundsRequest\x1a).deptmesh.finance.v1.ReserveFundsResponse\"\x03\x90\x02\x02\x12z\n\x12ReleaseReservation\x12..deptmesh.finance.v1.ReleaseReservationRequest\x1a/.deptmesh.finance.v1.ReleaseReservationResponse\"\x03\x90\x02\x02\x32\xc2\x02\n\x0ePaymentService\x12V\n\x06Payout\x12\".deptmesh.finance.v1.PayoutRequest\x1a#.deptmesh.finance.v1.PayoutResponse\"\x03\x90\x02\x02\x12_\n\tGetPayout\x12%.deptmesh.finance.v1.GetPayoutRequest\x1a&.deptmesh.finance.v1.GetPayoutResponse\"\x03\x90\x02\x01\x12w\n\x11ListLedgerEntries\x12-.deptmesh.finance.v1.ListLedgerEntriesRequest\x1a..deptmesh.finance.v1.ListLedgerEntriesResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n!deptmesh/finance/v1/finance.proto\x12\x13\x64\x65ptmesh.finance.v1\x1a\x1e\x64\x65ptmesh/common/v1/money.proto\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xd3\x01\n\x06\x42udget\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12,\n\tallocated\x18\x02 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12+\n\x08reserved\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12(\n\x05spent\x18\x04 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12,\n\tavailable\x18\x05 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\"\xcf\x01\n\x0bReservation\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.deptmesh.finance.v1.ReservationState\x12/\n\x0b\x63reate_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xe9\x01\n\x06Payout\x12\x11\n\tpayout_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12\x16\n\x0ereservation_id\x18\x03 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x04 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x05 \x01(\t\x12)\n\x06\x61mount\x18\x06 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x0c\n\x04memo\x18\x07 \x01(\t\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xc1\x01\n\x0bLedgerEntry\x12\x10\n\x08\x65ntry_id\x18\x01 \x01(\x03\x12\x11\n\tpayout_id\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x04 \x01(\t\x12)\n\x06\x61mount\x18\x05 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12/\n\x0b\x63reate_time\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"*\n\x10GetBudgetRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"@\n\x11GetBudgetResponse\x12+\n\x06\x62udget\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Budget\"q\n\x13ReserveFundsRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\"M\n\x14ReserveFundsResponse\x12\x35\n\x0breservation\x18\x01 \x01(\x0b\x32 .deptmesh.finance.v1.Reservation\"3\n\x19ReleaseReservationRequest\x12\x16\n\x0ereservation_id\x18\x01 \x01(\t\"S\n\x1aReleaseReservationResponse\x12\x35\n\x0breservation\x18\x01 \x01(\x0b\x32 .deptmesh.finance.v1.Reservation\"\x94\x01\n\rPayoutRequest\x12\x17\n\x0fidempotency_key\x18\x01 \x01(\t\x12\x16\n\x0ereservation_id\x18\x02 \x01(\t\x12\x19\n\x11payee_employee_id\x18\x03 \x01(\t\x12)\n\x06\x61mount\x18\x04 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x0c\n\x04memo\x18\x05 \x01(\t\"=\n\x0ePayoutResponse\x12+\n\x06payout\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Payout\"%\n\x10GetPayoutRequest\x12\x11\n\tpayout_id\x18\x01 \x01(\t\"@\n\x11GetPayoutResponse\x12+\n\x06payout\x18\x01 \x01(\x0b\x32\x1b.deptmesh.finance.v1.Payout\"Y\n\x18ListLedgerEntriesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"g\n\x19ListLedgerEntriesResponse\x12\x31\n\x07\x65ntries\x18\x01 \x03(\x0b\x32 .deptmesh.finance.v1.LedgerEntry\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t*\x93\x01\n\x10ReservationState\x12!\n\x1dRESERVATION_STATE_UNSPECIFIED\x10\x00\x12\x1c\n\x18RESERVATION_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aRESERVATION_STATE_RELEASED\x10\x02\x12\x1e\n\x1aRESERVATION_STATE_CONSUMED\x10\x03\x32\xd6\x02\n\rBudgetService\x12_\n\tGetBudget\x12%.deptmesh.finance.v1.GetBudgetRequest\x1a&.deptmesh.finance.v1.GetBudgetResponse\"\x03\x90\x02\x01\x12h\n\x0cReserveFunds\x12(.deptmesh.finance.v1.ReserveFundsRequest\x1a).deptmesh.finance.v1.ReserveFundsResponse\"\x03\x90\x02\x02\x12z\n\x12ReleaseReservation\x12..deptmesh.finance.v1.ReleaseReservationRequest\x1a/.deptmesh.finance.v1.ReleaseReservationResponse\"\x03\x90\x02\x02\x32\xc6\x02\n\x0ePaymentService\x12V\n\x06Payout\x12\".deptmesh.finance.v1.PayoutRequest\x1a#.deptmesh.finance.v1.PayoutResponse\"\x03\x90\x02\x02\x12_\n\tGetPayout\x12%.deptmesh.finance.v1.GetPayoutRequest\x1a&.deptmesh.finance.v1.GetPayoutResponse\"\x03\x90\x02\x01\x12{\n\x11ListLedgerEntries\x12-.deptmesh.finance.v1.ListLedgerEntriesRequest\x1a..deptmesh.finance.v1.ListLedgerEntriesResponse\"\x07\x90\x02\x01\xc8\xf3\x18\nb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -44,43 +45,43 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayout']._loaded_options = None
   _globals['_PAYMENTSERVICE'].methods_by_name['GetPayout']._serialized_options = b'\220\002\001'
   _globals['_PAYMENTSERVICE'].methods_by_name['ListLedgerEntries']._loaded_options = None
-  _globals['_PAYMENTSERVICE'].methods_by_name['ListLedgerEntries']._serialized_options = b'\220\002\001'
-  _globals['_RESERVATIONSTATE']._serialized_start=1937
-  _globals['_RESERVATIONSTATE']._serialized_end=2084
-  _globals['_BUDGET']._serialized_start=124
-  _globals['_BUDGET']._serialized_end=335
-  _globals['_RESERVATION']._serialized_start=338
-  _globals['_RESERVATION']._serialized_end=545
-  _globals['_PAYOUT']._serialized_start=548
-  _globals['_PAYOUT']._serialized_end=781
-  _globals['_LEDGERENTRY']._serialized_start=784
-  _globals['_LEDGERENTRY']._serialized_end=977
-  _globals['_GETBUDGETREQUEST']._serialized_start=979
-  _globals['_GETBUDGETREQUEST']._serialized_end=1021
-  _globals['_GETBUDGETRESPONSE']._serialized_start=1023
-  _globals['_GETBUDGETRESPONSE']._serialized_end=1087
-  _globals['_RESERVEFUNDSREQUEST']._serialized_start=1089
-  _globals['_RESERVEFUNDSREQUEST']._serialized_end=1202
-  _globals['_RESERVEFUNDSRESPONSE']._serialized_start=1204
-  _globals['_RESERVEFUNDSRESPONSE']._serialized_end=1281
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1283
-  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1334
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1336
-  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1419
-  _globals['_PAYOUTREQUEST']._serialized_start=1422
-  _globals['_PAYOUTREQUEST']._serialized_end=1570
-  _globals['_PAYOUTRESPONSE']._serialized_start=1572
-  _globals['_PAYOUTRESPONSE']._serialized_end=1633
-  _globals['_GETPAYOUTREQUEST']._serialized_start=1635
-  _globals['_GETPAYOUTREQUEST']._serialized_end=1672
-  _globals['_GETPAYOUTRESPONSE']._serialized_start=1674
-  _globals['_GETPAYOUTRESPONSE']._serialized_end=1738
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1740
-  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1829
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1831
-  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1934
-  _globals['_BUDGETSERVICE']._serialized_start=2087
-  _globals['_BUDGETSERVICE']._serialized_end=2429
-  _globals['_PAYMENTSERVICE']._serialized_start=2432
-  _globals['_PAYMENTSERVICE']._serialized_end=2754
+  _globals['_PAYMENTSERVICE'].methods_by_name['ListLedgerEntries']._serialized_options = b'\220\002\001\310\363\030\n'
+  _globals['_RESERVATIONSTATE']._serialized_start=1969
+  _globals['_RESERVATIONSTATE']._serialized_end=2116
+  _globals['_BUDGET']._serialized_start=156
+  _globals['_BUDGET']._serialized_end=367
+  _globals['_RESERVATION']._serialized_start=370
+  _globals['_RESERVATION']._serialized_end=577
+  _globals['_PAYOUT']._serialized_start=580
+  _globals['_PAYOUT']._serialized_end=813
+  _globals['_LEDGERENTRY']._serialized_start=816
+  _globals['_LEDGERENTRY']._serialized_end=1009
+  _globals['_GETBUDGETREQUEST']._serialized_start=1011
+  _globals['_GETBUDGETREQUEST']._serialized_end=1053
+  _globals['_GETBUDGETRESPONSE']._serialized_start=1055
+  _globals['_GETBUDGETRESPONSE']._serialized_end=1119
+  _globals['_RESERVEFUNDSREQUEST']._serialized_start=1121
+  _globals['_RESERVEFUNDSREQUEST']._serialized_end=1234
+  _globals['_RESERVEFUNDSRESPONSE']._serialized_start=1236
+  _globals['_RESERVEFUNDSRESPONSE']._serialized_end=1313
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_start=1315
+  _globals['_RELEASERESERVATIONREQUEST']._serialized_end=1366
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_start=1368
+  _globals['_RELEASERESERVATIONRESPONSE']._serialized_end=1451
+  _globals['_PAYOUTREQUEST']._serialized_start=1454
+  _globals['_PAYOUTREQUEST']._serialized_end=1602
+  _globals['_PAYOUTRESPONSE']._serialized_start=1604
+  _globals['_PAYOUTRESPONSE']._serialized_end=1665
+  _globals['_GETPAYOUTREQUEST']._serialized_start=1667
+  _globals['_GETPAYOUTREQUEST']._serialized_end=1704
+  _globals['_GETPAYOUTRESPONSE']._serialized_start=1706
+  _globals['_GETPAYOUTRESPONSE']._serialized_end=1770
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_start=1772
+  _globals['_LISTLEDGERENTRIESREQUEST']._serialized_end=1861
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_start=1863
+  _globals['_LISTLEDGERENTRIESRESPONSE']._serialized_end=1966
+  _globals['_BUDGETSERVICE']._serialized_start=2119
+  _globals['_BUDGETSERVICE']._serialized_end=2461
+  _globals['_PAYMENTSERVICE']._serialized_start=2464
+  _globals['_PAYMENTSERVICE']._serialized_end=2790
 # @@protoc_insertion_point(module_scope)

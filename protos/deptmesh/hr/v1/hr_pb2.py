@@ -22,9 +22,10 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from deptmesh.common.v1 import quota_pb2 as deptmesh_dot_common_dot_v1_dot_quota__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x65ptmesh/hr/v1/hr.proto\x12\x0e\x64\x65ptmesh.hr.v1\"\x7f\n\x08\x45mployee\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\"D\n\nCostCenter\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\")\n\x12GetEmployeeRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"A\n\x13GetEmployeeResponse\x12*\n\x08\x65mployee\x18\x01 \x01(\x0b\x32\x18.deptmesh.hr.v1.Employee\"U\n\x14ListEmployeesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"]\n\x15ListEmployeesResponse\x12+\n\temployees\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16GetManagerChainRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"E\n\x17GetManagerChainResponse\x12*\n\x08managers\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\".\n\x14GetCostCenterRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"H\n\x15GetCostCenterResponse\x12/\n\x0b\x63ost_center\x18\x01 \x01(\x0b\x32\x1a.deptmesh.hr.v1.CostCenter2\x9d\x03\n\x0f\x45mployeeService\x12[\n\x0bGetEmployee\x12\".deptmesh.hr.v1.GetEmployeeRequest\x1a#.deptmesh.hr.v1.GetEmployeeResponse\"\x03\x90\x02\x01\x12\x61\n\rListEmployees\x12$.deptmesh.hr.v1.ListEmployeesRequest\x1a%.deptmesh.hr.v1.ListEmployeesResponse\"\x03\x90\x02\x01\x12g\n\x0fGetManagerChain\x12&.deptmesh.hr.v1.GetManagerChainRequest\x1a\'.deptmesh.hr.v1.GetManagerChainResponse\"\x03\x90\x02\x01\x12\x61\n\rGetCostCenter\x12$.deptmesh.hr.v1.GetCostCenterRequest\x1a%.deptmesh.hr.v1.GetCostCenterResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x65ptmesh/hr/v1/hr.proto\x12\x0e\x64\x65ptmesh.hr.v1\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\"\x7f\n\x08\x45mployee\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\"D\n\nCostCenter\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\")\n\x12GetEmployeeRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"A\n\x13GetEmployeeResponse\x12*\n\x08\x65mployee\x18\x01 \x01(\x0b\x32\x18.deptmesh.hr.v1.Employee\"U\n\x14ListEmployeesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"]\n\x15ListEmployeesResponse\x12+\n\temployees\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16GetManagerChainRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"E\n\x17GetManagerChainResponse\x12*\n\x08managers\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\".\n\x14GetCostCenterRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"H\n\x15GetCostCenterResponse\x12/\n\x0b\x63ost_center\x18\x01 \x01(\x0b\x32\x1a.deptmesh.hr.v1.CostCenter2\xa1\x03\n\x0f\x45mployeeService\x12[\n\x0bGetEmployee\x12\".deptmesh.hr.v1.GetEmployeeRequest\x1a#.deptmesh.hr.v1.GetEmployeeResponse\"\x03\x90\x02\x01\x12\x65\n\rListEmployees\x12$.deptmesh.hr.v1.ListEmployeesRequest\x1a%.deptmesh.hr.v1.ListEmployeesResponse\"\x07\x90\x02\x01\xc8\xf3\x18\x05\x12g\n\x0fGetManagerChain\x12&.deptmesh.hr.v1.GetManagerChainRequest\x1a\'.deptmesh.hr.v1.GetManagerChainResponse\"\x03\x90\x02\x01\x12\x61\n\rGetCostCenter\x12$.deptmesh.hr.v1.GetCostCenterRequest\x1a%.deptmesh.hr.v1.GetCostCenterResponse\"\x03\x90\x02\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -34,31 +35,31 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetEmployee']._loaded_options = None
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetEmployee']._serialized_options = b'\220\002\001'
   _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._loaded_options = None
-  _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._serialized_options = b'\220\002\001'
+  _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._serialized_options = b'\220\002\001\310\363\030\005'
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetManagerChain']._loaded_options = None
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetManagerChain']._serialized_options = b'\220\002\001'
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetCostCenter']._loaded_options = None
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetCostCenter']._serialized_options = b'\220\002\001'
-  _globals['_EMPLOYEE']._serialized_start=43
-  _globals['_EMPLOYEE']._serialized_end=170
-  _globals['_COSTCENTER']._serialized_start=172
-  _globals['_COSTCENTER']._serialized_end=240
-  _globals['_GETEMPLOYEEREQUEST']._serialized_start=242
-  _globals['_GETEMPLOYEEREQUEST']._serialized_end=283
-  _globals['_GETEMPLOYEERESPONSE']._serialized_start=285
-  _globals['_GETEMPLOYEERESPONSE']._serialized_end=350
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=352
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=437
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=439
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=532
-  _globals['_GETMANAGERCHAINREQUEST']._serialized_start=534
-  _globals['_GETMANAGERCHAINREQUEST']._serialized_end=579
-  _globals['_GETMANAGERCHAINRESPONSE']._serialized_start=581
-  _globals['_GETMANAGERCHAINRESPONSE']._serialized_end=650
-  _globals['_GETCOSTCENTERREQUEST']._serialized_start=652
-  _globals['_GETCOSTCENTERREQUEST']._serialized_end=698
-  _globals['_GETCOSTCENTERRESPONSE']._serialized_start=700
-  _globals['_GETCOSTCENTERRESPONSE']._serialized_end=772
-  _globals['_EMPLOYEESERVICE']._serialized_start=775
-  _globals['_EMPLOYEESERVICE']._serialized_end=1188
+  _globals['_EMPLOYEE']._serialized_start=75
+  _globals['_EMPLOYEE']._serialized_end=202
+  _globals['_COSTCENTER']._serialized_start=204
+  _globals['_COSTCENTER']._serialized_end=272
+  _globals['_GETEMPLOYEEREQUEST']._serialized_start=274
+  _globals['_GETEMPLOYEEREQUEST']._serialized_end=315
+  _globals['_GETEMPLOYEERESPONSE']._serialized_start=317
+  _globals['_GETEMPLOYEERESPONSE']._serialized_end=382
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=384
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=469
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=471
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=564
+  _globals['_GETMANAGERCHAINREQUEST']._serialized_start=566
+  _globals['_GETMANAGERCHAINREQUEST']._serialized_end=611
+  _globals['_GETMANAGERCHAINRESPONSE']._serialized_start=613
+  _globals['_GETMANAGERCHAINRESPONSE']._serialized_end=682
+  _globals['_GETCOSTCENTERREQUEST']._serialized_start=684
+  _globals['_GETCOSTCENTERREQUEST']._serialized_end=730
+  _globals['_GETCOSTCENTERRESPONSE']._serialized_start=732
+  _globals['_GETCOSTCENTERRESPONSE']._serialized_end=804
+  _globals['_EMPLOYEESERVICE']._serialized_start=807
+  _globals['_EMPLOYEESERVICE']._serialized_end=1224
 # @@protoc_insertion_point(module_scope)
