@@ -12,7 +12,7 @@ from typing import Any, NoReturn
 import grpc
 import grpc.aio
 
-from sidecar._chain import Call, Chain, RpcMethod
+from sidecar._chain import Call, Chain, RpcMethod, with_trailing
 from sidecar._method_handlers import rewrap
 from sidecar._status_mapping import status_of_error
 
@@ -27,16 +27,17 @@ async def _fail(
     status = status_of_error(call, error)
     if status is None:
         raise error  # the handler's own context.abort(): grpc already has the status
-    await context.abort_with_status(status)
+    await context.abort_with_status(with_trailing(status, call))
 
 
 def _unary_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> Behavior:
     async def handle(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        call, refusal = chain.open(method, context)
+        call, refusal = chain.open(method, context, request)
         if refusal is not None:
-            await context.abort_with_status(refusal)
+            await context.abort_with_status(with_trailing(refusal, call))
         try:
-            return await behavior(request, context)
+            call.response = await behavior(request, context)
+            return call.response
         except Exception as error:  # noqa: BLE001 -- the boundary: nothing unexpected may leak
             await _fail(call, context, error)
         finally:
@@ -49,9 +50,9 @@ def _streaming_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> 
     async def handle(
         request: Any, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        call, refusal = chain.open(method, context)
+        call, refusal = chain.open(method, context, request)
         if refusal is not None:
-            await context.abort_with_status(refusal)
+            await context.abort_with_status(with_trailing(refusal, call))
         try:
             responses = behavior(request, context)
             if isinstance(responses, Awaitable):

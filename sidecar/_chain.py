@@ -15,6 +15,7 @@ variable before its handler runs.
 
 from __future__ import annotations
 
+import collections
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from typing import Any, Protocol
 
 import grpc
 
-__all__ = ["Call", "Chain", "RpcMethod", "Stage"]
+__all__ = ["Call", "Chain", "RpcMethod", "Stage", "Status", "with_trailing"]
+
+Metadata = tuple[tuple[str, str], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,16 +47,48 @@ class RpcMethod:
 class Call:
     """One inbound call as the stages see it: what was called, by what context, how it ended."""
 
-    __slots__ = ("code", "context", "entered", "method", "started_ns")
+    __slots__ = (
+        "code",
+        "context",
+        "entered",
+        "method",
+        "quota",
+        "request",
+        "response",
+        "started_ns",
+        "trailing",
+    )
 
-    def __init__(self, method: RpcMethod, context: Any) -> None:
+    def __init__(self, method: RpcMethod, context: Any, request: Any) -> None:
         self.method = method
         # A grpc.ServicerContext or grpc.aio.ServicerContext: stages use only
         # what both offer (auth_context, time_remaining, invocation_metadata).
         self.context = context
+        self.request = request  # the request message; None for a client stream
+        self.response: Any = None  # the response message once sent; None for a stream
         self.code = grpc.StatusCode.OK
         self.started_ns = time.perf_counter_ns()
         self.entered = 0  # how many stages let the call through
+        # Trailing metadata stages add (for example the caller's remaining
+        # quota); the adapters send it with every response, errors included.
+        self.trailing: Metadata = ()
+        # What the quota stage decided (a sidecar._quota.QuotaNote), for the
+        # stages that report on the call.
+        self.quota: Any = None
+
+
+class Status(
+    collections.namedtuple("Status", ("code", "details", "trailing_metadata")), grpc.Status
+):
+    """A grpc.Status to end a call with (grpc declares the interface, not a class)."""
+
+
+def with_trailing(status: grpc.Status, call: Call) -> grpc.Status:
+    """`status` carrying the call's trailing metadata as well as its own."""
+    if not call.trailing:
+        return status
+    own = tuple(status.trailing_metadata or ())
+    return Status(status.code, status.details, own + call.trailing)
 
 
 class Stage(Protocol):
@@ -81,12 +116,14 @@ class Chain:
     def __init__(self, stages: Sequence[Stage]) -> None:
         self._stages = tuple(stages)
 
-    def open(self, method: RpcMethod, context: Any) -> tuple[Call, grpc.Status | None]:
+    def open(
+        self, method: RpcMethod, context: Any, request: Any
+    ) -> tuple[Call, grpc.Status | None]:
         """Starts a call through every stage: the call, and the refusal if a stage refused it.
 
         A refused call is already finished for the stages that let it through.
         """
-        call = Call(method, context)
+        call = Call(method, context, None if method.request_streaming else request)
         for stage in self._stages:
             refusal = stage.start(call)
             if refusal is not None:
@@ -94,6 +131,8 @@ class Chain:
                 self.finish(call)
                 return call, refusal
             call.entered += 1
+        if call.trailing:
+            context.set_trailing_metadata(call.trailing)
         return call, None
 
     def finish(self, call: Call) -> None:

@@ -1,9 +1,10 @@
 """What the sync and the asyncio server share: the chain, the limits, the credentials.
 
 The chain order is declared here and only here (see ../shared/design.md):
-identity, inbound deadline, authorization; the adapters map errors to statuses
-around the handler. Later stages (tracing, access log, quota) slot into
-`server_chain` in the designed order.
+identity, inbound deadline, usage metering, authorization, quota; the adapters
+map errors to statuses around the handler. Metering comes before the decisions
+so that denied and throttled calls are counted; authorization before quota so
+that a caller who may not call spends nothing.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from sidecar._chain import Chain, Stage
 from sidecar._identity import AnonymousIdentity, VerifiedIdentity
 from sidecar.deadline import InboundDeadline
 from sidecar.identity import IdentitySource, ServerIdentity
+from sidecar.quotas import Quotas
+from sidecar.usage import Usage
 
 # Bounds what one caller can make us buffer: 4 MiB messages, 16 KiB of metadata.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
@@ -31,15 +34,24 @@ SERVER_OPTIONS = [
 
 
 def server_chain(
-    identity_source: IdentitySource | None, authorization: tuple[str, PolicySource] | None
+    identity_source: IdentitySource | None,
+    authorization: tuple[str, PolicySource] | None,
+    usage: Usage | None,
+    quotas: Quotas | None,
 ) -> Chain:
     identity: Stage = (
         AnonymousIdentity()
         if identity_source is None
         else VerifiedIdentity(identity_source().trust_domain)
     )
-    decisions: list[Stage] = [] if authorization is None else [Authorize(*authorization)]
-    return Chain([identity, InboundDeadline(), *decisions])
+    stages: list[Stage | None] = [
+        identity,
+        InboundDeadline(),
+        usage,
+        None if authorization is None else Authorize(*authorization),
+        quotas,
+    ]
+    return Chain([stage for stage in stages if stage is not None])
 
 
 def _certificate_configuration(identity: ServerIdentity) -> grpc.ServerCertificateConfiguration:

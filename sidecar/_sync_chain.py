@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import grpc
 
-from sidecar._chain import Call, Chain, RpcMethod
+from sidecar._chain import Call, Chain, RpcMethod, with_trailing
 from sidecar._method_handlers import rewrap
 from sidecar._status_mapping import status_of_error
 
@@ -26,17 +26,18 @@ def _fail(call: Call, context: grpc.ServicerContext, error: Exception) -> NoRetu
     status = status_of_error(call, error)
     if status is None:
         raise error  # the handler's own context.abort(): grpc already has the status
-    context.abort_with_status(status)
+    context.abort_with_status(with_trailing(status, call))
     raise AssertionError("unreachable: abort_with_status raises")
 
 
 def _unary_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> Behavior:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        call, refusal = chain.open(method, context)
+        call, refusal = chain.open(method, context, request)
         if refusal is not None:
-            context.abort_with_status(refusal)
+            context.abort_with_status(with_trailing(refusal, call))
         try:
-            return behavior(request, context)
+            call.response = behavior(request, context)
+            return call.response
         except Exception as error:  # noqa: BLE001 -- the boundary: nothing unexpected may leak
             _fail(call, context, error)
         finally:
@@ -49,9 +50,9 @@ def _streaming_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> 
     # grpc iterates the responses on the same worker thread after this returns,
     # so the stages run when iteration starts and finish when it ends.
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        call, refusal = chain.open(method, context)
+        call, refusal = chain.open(method, context, request)
         if refusal is not None:
-            context.abort_with_status(refusal)
+            context.abort_with_status(with_trailing(refusal, call))
         try:
             yield from behavior(request, context)
         except Exception as error:  # noqa: BLE001 -- the boundary, as above

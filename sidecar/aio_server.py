@@ -20,6 +20,8 @@ from sidecar._aio_chain import AioChainInterceptor
 from sidecar._authorization import PolicySource
 from sidecar._serving import SERVER_OPTIONS, bind, health_only_address, server_chain
 from sidecar.identity import IdentitySource
+from sidecar.quotas import Quotas
+from sidecar.usage import Usage
 
 __all__ = ["AioServer"]
 
@@ -32,11 +34,18 @@ class AioServer:
         *,
         identity_source: IdentitySource | None = None,
         authorization: tuple[str, PolicySource] | None = None,
+        usage: Usage | None = None,
+        quotas: Quotas | None = None,
     ) -> None:
-        """Without an identity source the server is plaintext: for development only."""
+        """Without an identity source the server is plaintext: for development only.
+
+        The other arguments are those of sidecar.server.Server.
+        """
         self._identity_source = identity_source
         self._grpc = grpc.aio.server(
-            interceptors=[AioChainInterceptor(server_chain(identity_source, authorization))],
+            interceptors=[
+                AioChainInterceptor(server_chain(identity_source, authorization, usage, quotas))
+            ],
             options=SERVER_OPTIONS,
         )
         self._health = health.aio.HealthServicer()

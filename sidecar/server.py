@@ -20,6 +20,8 @@ from sidecar._authorization import PolicySource
 from sidecar._serving import SERVER_OPTIONS, bind, health_only_address, server_chain
 from sidecar._sync_chain import ChainInterceptor
 from sidecar.identity import IdentitySource, ServerIdentity
+from sidecar.quotas import Quotas
+from sidecar.usage import Usage
 
 __all__ = ["IdentitySource", "PolicySource", "Server", "ServerIdentity"]
 
@@ -32,16 +34,21 @@ class Server:
         *,
         identity_source: IdentitySource | None = None,
         authorization: tuple[str, PolicySource] | None = None,
+        usage: Usage | None = None,
+        quotas: Quotas | None = None,
         max_workers: int = 16,
     ) -> None:
         """Without an identity source the server is plaintext: for development only.
 
-        `authorization` is (this service's name, where its access policy comes from).
+        `authorization` is (this service's name, where its access policy comes from);
+        `usage` meters every call per caller; `quotas` holds callers to their tiers.
         """
         self._identity_source = identity_source
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
-            interceptors=[ChainInterceptor(server_chain(identity_source, authorization))],
+            interceptors=[
+                ChainInterceptor(server_chain(identity_source, authorization, usage, quotas))
+            ],
             options=SERVER_OPTIONS,
         )
         self._health = health.HealthServicer(experimental_non_blocking=True)

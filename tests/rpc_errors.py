@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+
+T = TypeVar("T")
 
 
 def _details(error: grpc.RpcError) -> list:
@@ -40,3 +44,13 @@ def rpc_error(call, *args) -> grpc.RpcError:
     except grpc.RpcError as error:
         return error
     raise AssertionError(f"{call} succeeded; expected an RpcError")
+
+
+def detail_of(error: grpc.RpcError, message_type: type[T]) -> T | None:
+    """The google.rpc detail of `message_type` a failed call carries, or None."""
+    for detail in _details(error):
+        if detail.Is(message_type.DESCRIPTOR):  # type: ignore[attr-defined]
+            unpacked = message_type()
+            detail.Unpack(unpacked)  # type: ignore[arg-type]
+            return unpacked
+    return None

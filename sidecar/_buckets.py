@@ -1,0 +1,106 @@
+"""Token buckets and in-flight counts per caller: the state quota enforcement keeps.
+
+O(1) per call: one dict lookup for the bucket, one for the in-flight count,
+arithmetic to refill. Memory stays bounded with many distinct callers: a bucket
+that has refilled to full is no different from a new one, so once the table
+has grown, such buckets are dropped in one sweep whose cost is spread over the
+insertions that made the table grow.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sidecar.quota import Tier
+
+__all__ = ["CallerBuckets", "Outcome"]
+
+_FIRST_SWEEP_AT = 4096
+
+# A bucket is one caller's (`str`), or one caller's for one method (`(caller, path)`).
+BucketKey = str | tuple[str, str]
+
+
+class _Bucket:
+    __slots__ = ("full_at", "stamp", "tokens")
+
+    def __init__(self, tokens: float, stamp: float) -> None:
+        self.tokens = tokens
+        self.stamp = stamp
+        self.full_at = stamp  # when, left alone, it holds `capacity` tokens again
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What taking tokens for one call came to."""
+
+    throttled: bool
+    reason: str  # "" when admitted; "rate" or "in_flight" when throttled
+    remaining: float  # tokens left in the bucket
+    retry_after: float  # seconds until the call would be admitted (0 when it was)
+
+
+class CallerBuckets:
+    """Every caller's bucket on this replica, refilled lazily when the caller calls."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._buckets: dict[BucketKey, _Bucket] = {}
+        self._in_flight: dict[str, int] = {}
+        self._sweep_at = _FIRST_SWEEP_AT
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._buckets)
+
+    def take(
+        self, caller: str, key: BucketKey, tier: Tier, share: int, cost: int, enforce: bool
+    ) -> Outcome:
+        """Takes `cost` tokens for a call of `caller`, at 1/`share` of the tier's rate.
+
+        With `enforce` false (shadow mode) a call that would be throttled is
+        still let through and counted in flight, but takes no tokens.
+        """
+        rate = tier.rate / share
+        capacity = max(tier.burst / share, float(cost))
+        with self._lock:
+            now = self._clock()
+            bucket = self._buckets.get(key)
+            if bucket is None:
+                if len(self._buckets) >= self._sweep_at:
+                    self._sweep(now)
+                bucket = self._buckets[key] = _Bucket(capacity, now)
+            else:
+                bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
+                bucket.stamp = now
+            in_flight = self._in_flight.get(caller, 0)
+            if in_flight >= tier.max_in_flight:
+                outcome = Outcome(True, "in_flight", bucket.tokens, 1.0 / rate)
+            elif bucket.tokens < cost:
+                outcome = Outcome(True, "rate", bucket.tokens, (cost - bucket.tokens) / rate)
+            else:
+                bucket.tokens -= cost
+                bucket.full_at = now + (capacity - bucket.tokens) / rate
+                outcome = Outcome(False, "", bucket.tokens, 0.0)
+            if not outcome.throttled or not enforce:
+                self._in_flight[caller] = in_flight + 1
+            return outcome
+
+    def release(self, caller: str) -> None:
+        """A call `take` let through has ended."""
+        with self._lock:
+            left = self._in_flight[caller] - 1
+            if left:
+                self._in_flight[caller] = left
+            else:
+                del self._in_flight[caller]
+
+    def _sweep(self, now: float) -> None:
+        # A bucket that is full again carries no state: drop it.
+        self._buckets = {
+            key: bucket for key, bucket in self._buckets.items() if bucket.full_at > now
+        }
+        self._sweep_at = max(_FIRST_SWEEP_AT, 2 * len(self._buckets))
