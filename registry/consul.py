@@ -167,6 +167,18 @@ class ConsulRegistry:
     def kv_put(self, key: str, value: str) -> None:
         self._call(self._client.kv.put, key, value)
 
+    def kv_delete(self, key: str) -> None:
+        self._call(self._client.kv.delete, key)
+
+    def kv_values(self, prefix: str) -> dict[str, str]:
+        """Every key under `prefix` and the text stored there."""
+        _, entries = self._call(self._client.kv.get, prefix, recurse=True)
+        return {
+            entry["Key"]: entry["Value"].decode()
+            for entry in entries or []
+            if entry.get("Value") is not None
+        }
+
     @staticmethod
     def _call(function: Any, *args: Any, **kwargs: Any) -> Any:
         try:

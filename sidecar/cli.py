@@ -8,6 +8,8 @@ import sys
 from collections.abc import Sequence
 from importlib.metadata import version
 
+from sidecar.quota_report import table
+
 
 def _demo(_: argparse.Namespace) -> int:
     from services import demo  # imported here: only this command needs the services
@@ -29,11 +31,37 @@ def _services(args: argparse.Namespace) -> int:
         (i.service, i.instance_id, i.endpoint, i.health.value, i.contract_version or "-")
         for i in instances
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        print(
-            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        )
+    print(table(rows))
+    return 0
+
+
+def _quota(args: argparse.Namespace) -> int:
+    from registry.consul import ConsulRegistry
+    from registry.protocol import RegistryUnavailable
+    from sidecar.quota import parse_quota_policy
+    from sidecar.quota_report import policy_rows, usage_rows
+    from sidecar.quota_sources import QUOTA_POLICY_KEY
+    from sidecar.usage_report import USAGE_PREFIX
+
+    registry = ConsulRegistry(args.consul_address)
+    try:
+        _, document = registry.kv_value(QUOTA_POLICY_KEY, 0, 0)
+        reports = registry.kv_values(USAGE_PREFIX)
+    except RegistryUnavailable as error:
+        print(f"deptmesh quota: {error}", file=sys.stderr)
+        return 1
+    if document is None:
+        print(f"no quota policy at {QUOTA_POLICY_KEY}: nobody is limited")
+    else:
+        try:
+            tiers, assignments = policy_rows(parse_quota_policy(document))
+        except ValueError as error:
+            print(f"deptmesh quota: the policy at {QUOTA_POLICY_KEY} is invalid: {error}")
+            return 1
+        print(f"quota policy ({QUOTA_POLICY_KEY})\n{table(tiers)}\n\n{table(assignments)}")
+    rows = usage_rows(reports.values())
+    print(f"\nusage per caller (from {len(reports)} instance reports)")
+    print(table(rows) if len(rows) > 1 else "no calls yet")
     return 0
 
 
@@ -52,12 +80,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     services = commands.add_parser(
         "services", help="list services, instances, health and contract version from Consul"
     )
-    services.add_argument(
-        "--consul-address",
-        default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
-        help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
-    )
     services.set_defaults(run=_services)
+    quota = commands.add_parser("quota", help="show the quota policy and live usage per caller")
+    quota.set_defaults(run=_quota)
+    for command in (services, quota):
+        command.add_argument(
+            "--consul-address",
+            default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
+            help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
+        )
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

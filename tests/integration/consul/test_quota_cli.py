@@ -1,0 +1,86 @@
+"""`deptmesh quota`: the policy in Consul KV and the usage instances report, on a real agent.
+
+It runs its own agent: the policy it writes at the well-known key must not
+limit services other tests run on the shared one.
+"""
+
+from __future__ import annotations
+
+import json
+
+import grpc
+import pytest
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+
+from registry.agent import DevAgent
+from registry.consul import ConsulRegistry
+from sidecar.authorization import AccessPolicy, Intention, MethodRules
+from sidecar.cli import main
+from sidecar.identity_sources import dev_ca_identity
+from sidecar.quota_sources import QUOTA_POLICY_KEY, consul_quota_policy
+from sidecar.quotas import Quotas
+from sidecar.server import Server
+from sidecar.usage import Usage
+from sidecar.usage_report import UsageReporter
+from tests.security.mtls import CA, CountingPayments, channel_as, payout
+
+POLICY = {
+    "tiers": {
+        "critical": {"rate": 0.001, "burst": 2, "max_in_flight": 8},
+        "standard": {"rate": 5, "burst": 10, "max_in_flight": 4, "shadow": True},
+    },
+    "default_tier": "standard",
+    "services": {"finance": {"callers": {"reimbursement": "critical"}}},
+}
+
+
+def test_quota_command_shows_policy_and_usage_per_caller(capsys):
+    """The tiers, the assignments, and each caller's calls and throttles as reported."""
+    with DevAgent() as agent:
+        registry = ConsulRegistry(agent.address)
+        registry.kv_put(QUOTA_POLICY_KEY, json.dumps(POLICY))
+        policy = consul_quota_policy(registry)
+        usage = Usage("finance")
+        access = AccessPolicy([Intention("*", "finance", "allow")], MethodRules({}))
+        server = Server(
+            identity_source=dev_ca_identity(CA, "finance"),
+            authorization=("finance", lambda: access),
+            usage=usage,
+            quotas=Quotas("finance", policy, lambda: 1),
+        )
+        server.add_service(
+            finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+            finance_pb2_grpc.add_PaymentServiceServicer_to_server,
+            CountingPayments(),
+        )
+        address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
+        reporter = UsageReporter(registry, usage, "finance-1", interval_seconds=0.2)
+        try:
+            with channel_as("reimbursement", address) as channel:
+                payout(channel)
+                payout(channel)
+                with pytest.raises(grpc.RpcError):
+                    payout(channel)
+            with channel_as("hr", address) as channel:
+                payout(channel)
+        finally:
+            reporter.stop()
+            server.stop(0)
+            policy.stop()
+        assert main(["quota", "--consul-address", agent.address]) == 0
+
+    out = capsys.readouterr().out
+    lines = [line.split() for line in out.splitlines()]
+    assert ["critical", "0.001", "2", "8", "enforce"] in lines
+    assert ["standard", "(default)", "5", "10", "4", "shadow"] in lines
+    assert ["finance", "reimbursement", "*", "critical"] in lines
+    usage = {(line[1], line[2]): line[3:7] for line in lines if len(line) == 11}
+    payout_path = "/deptmesh.finance.v1.PaymentService/Payout"
+    # calls, throttled, shadow-throttled, errors
+    assert usage[("reimbursement", payout_path)] == ["3", "1", "0", "0"]
+    assert usage[("hr", payout_path)] == ["1", "0", "0", "0"]
+
+
+def test_quota_command_without_consul_is_a_clear_error(capsys):
+    assert main(["quota", "--consul-address", "127.0.0.1:1"]) == 1
+    assert "consul" in capsys.readouterr().err
