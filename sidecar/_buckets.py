@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sidecar.quota import Tier
 
-__all__ = ["CallerBuckets", "Outcome"]
+__all__ = ["CallerBuckets", "Limit", "Throttle"]
 
 _FIRST_SWEEP_AT = 4096
 
@@ -34,13 +34,29 @@ class _Bucket:
 
 
 @dataclass(frozen=True, slots=True)
-class Outcome:
-    """What taking tokens for one call came to."""
+class Limit:
+    """What one bucket allows on this replica: its share of a tier."""
 
-    throttled: bool
-    reason: str  # "" when admitted; "rate" or "in_flight" when throttled
-    remaining: float  # tokens left in the bucket
-    retry_after: float  # seconds until the call would be admitted (0 when it was)
+    rate: float  # tokens per second
+    capacity: float  # the most tokens it holds
+    max_in_flight: int  # calls of the caller running at once
+
+    @classmethod
+    def share_of(cls, tier: Tier, replicas: int, cost: int) -> Limit:
+        # A bucket must hold at least one call's cost, or that method could never run.
+        return cls(
+            tier.rate / replicas, max(tier.burst / replicas, float(cost)), tier.max_in_flight
+        )
+
+
+class Throttle:
+    """Why a call was (or, in shadow mode, would have been) throttled."""
+
+    __slots__ = ("reason", "retry_after")
+
+    def __init__(self, reason: str, retry_after: float) -> None:
+        self.reason = reason  # "rate" or "in_flight"
+        self.retry_after = retry_after  # seconds until the call would be admitted
 
 
 class CallerBuckets:
@@ -57,37 +73,36 @@ class CallerBuckets:
         return len(self._buckets)
 
     def take(
-        self, caller: str, key: BucketKey, tier: Tier, share: int, cost: int, enforce: bool
-    ) -> Outcome:
-        """Takes `cost` tokens for a call of `caller`, at 1/`share` of the tier's rate.
+        self, caller: str, key: BucketKey, limit: Limit, cost: int, enforce: bool
+    ) -> tuple[Throttle | None, float]:
+        """Takes `cost` tokens for a call of `caller`: (why it is throttled or None, tokens left).
 
         With `enforce` false (shadow mode) a call that would be throttled is
         still let through and counted in flight, but takes no tokens.
         """
-        rate = tier.rate / share
-        capacity = max(tier.burst / share, float(cost))
+        throttle = None
         with self._lock:
             now = self._clock()
             bucket = self._buckets.get(key)
             if bucket is None:
                 if len(self._buckets) >= self._sweep_at:
                     self._sweep(now)
-                bucket = self._buckets[key] = _Bucket(capacity, now)
+                bucket = self._buckets[key] = _Bucket(limit.capacity, now)
             else:
-                bucket.tokens = min(capacity, bucket.tokens + (now - bucket.stamp) * rate)
+                refilled = bucket.tokens + (now - bucket.stamp) * limit.rate
+                bucket.tokens = min(limit.capacity, refilled)
                 bucket.stamp = now
             in_flight = self._in_flight.get(caller, 0)
-            if in_flight >= tier.max_in_flight:
-                outcome = Outcome(True, "in_flight", bucket.tokens, 1.0 / rate)
+            if in_flight >= limit.max_in_flight:
+                throttle = Throttle("in_flight", 1.0 / limit.rate)
             elif bucket.tokens < cost:
-                outcome = Outcome(True, "rate", bucket.tokens, (cost - bucket.tokens) / rate)
+                throttle = Throttle("rate", (cost - bucket.tokens) / limit.rate)
             else:
                 bucket.tokens -= cost
-                bucket.full_at = now + (capacity - bucket.tokens) / rate
-                outcome = Outcome(False, "", bucket.tokens, 0.0)
-            if not outcome.throttled or not enforce:
+                bucket.full_at = now + (limit.capacity - bucket.tokens) / limit.rate
+            if throttle is None or not enforce:
                 self._in_flight[caller] = in_flight + 1
-            return outcome
+            return throttle, bucket.tokens
 
     def release(self, caller: str) -> None:
         """A call `take` let through has ended."""

@@ -19,11 +19,11 @@ from google.protobuf import any_pb2, descriptor_pool, duration_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sidecar._buckets import BucketKey, CallerBuckets, Outcome
+from sidecar._buckets import BucketKey, CallerBuckets, Limit, Throttle
 from sidecar._chain import Call
 from sidecar.caller import current_caller
 from sidecar.errors import ERROR_DOMAIN
-from sidecar.quota import NO_QUOTAS, Limits, QuotaPolicy, Tier
+from sidecar.quota import NO_QUOTAS, QuotaPolicy, Tier
 
 __all__ = ["REMAINING_KEY", "QuotaNote", "QuotaPolicySource", "Quotas", "method_cost"]
 
@@ -34,17 +34,30 @@ QuotaPolicySource = Callable[[], QuotaPolicy]
 ReplicaCount = Callable[[], int]
 
 
-@dataclass(frozen=True, slots=True)
 class QuotaNote:
     """What the quota stage decided for a call, for the stages that report on it."""
 
-    tier: str
-    outcome: Outcome
-    shadow: bool  # throttling is only counted for this tier
+    __slots__ = ("caller", "shadow", "throttle", "tier")
+
+    def __init__(self, caller: str, tier: str, throttle: Throttle | None, shadow: bool) -> None:
+        self.caller = caller
+        self.tier = tier
+        self.throttle = throttle  # None when within the limits
+        self.shadow = shadow  # the tier only counts what it would throttle
 
     @property
     def throttled(self) -> bool:
-        return self.outcome.throttled and not self.shadow
+        return self.throttle is not None and not self.shadow
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Everything the per-call path needs for one (caller, method), resolved once."""
+
+    tier: Tier
+    key: BucketKey
+    cost: int
+    limit: Limit
 
 
 def method_cost(path: str) -> int:
@@ -65,53 +78,53 @@ class Quotas:
         self._policy = policy
         self._replicas = replicas
         self.buckets = CallerBuckets()
-        self._costs: dict[str, int] = {}
-        # The policy limits were resolved under, and (caller, method) -> limits.
-        self._resolved: tuple[QuotaPolicy | None, dict[tuple[str, str], Limits]] = (None, {})
+        # The (policy, replica count) plans were made under, and (caller, method) -> plan.
+        self._plans: tuple[object, dict[tuple[str, str], _Plan]] = (None, {})
 
     def start(self, call: Call) -> grpc.Status | None:
         policy = self._policy()
         if policy is NO_QUOTAS:
             return None
         caller = current_caller().service
-        path = call.method.path
-        limits = self._limits(policy, caller, path)
-        cost = self._costs.get(path)
-        if cost is None:
-            cost = self._costs[path] = method_cost(path)
-        key: BucketKey = (caller, path) if limits.bucket_method else caller
-        tier = limits.tier
-        outcome = self.buckets.take(
-            caller, key, tier, max(1, self._replicas()), cost, enforce=not tier.shadow
-        )
-        note = call.quota = QuotaNote(tier.name, outcome, tier.shadow)
-        call.trailing += ((REMAINING_KEY, str(int(outcome.remaining))),)
-        return self._throttled(call, tier, outcome, cost) if note.throttled else None
+        plan = self._plan(policy, caller, call.method.path)
+        shadow = plan.tier.shadow
+        throttle, remaining = self.buckets.take(caller, plan.key, plan.limit, plan.cost, not shadow)
+        call.quota = QuotaNote(caller, plan.tier.name, throttle, shadow)
+        call.trailing += ((REMAINING_KEY, str(int(remaining))),)
+        if throttle is None or shadow:
+            return None
+        return self._throttled(call, plan, throttle)
 
     def finish(self, call: Call) -> None:
         if call.quota is not None:
-            self.buckets.release(current_caller().service)
+            self.buckets.release(call.quota.caller)
 
-    def _limits(self, policy: QuotaPolicy, caller: str, path: str) -> Limits:
-        resolved_for, resolved = self._resolved  # one read: the pair stays consistent
-        if resolved_for is not policy:
-            resolved = {}
-            self._resolved = (policy, resolved)
-        limits = resolved.get((caller, path))
-        if limits is None:
-            limits = resolved[(caller, path)] = policy.limits(self._service, caller, path)
-        return limits
+    def _plan(self, policy: QuotaPolicy, caller: str, path: str) -> _Plan:
+        replicas = max(1, self._replicas())
+        made_under, plans = self._plans  # one read: the pair stays consistent
+        if made_under != (policy, replicas):
+            plans = {}
+            self._plans = ((policy, replicas), plans)
+        plan = plans.get((caller, path))
+        if plan is None:
+            limits = policy.limits(self._service, caller, path)
+            cost = method_cost(path)
+            key: BucketKey = (caller, path) if limits.bucket_method else caller
+            plan = _Plan(limits.tier, key, cost, Limit.share_of(limits.tier, replicas, cost))
+            plans[(caller, path)] = plan
+        return plan
 
-    def _throttled(self, call: Call, tier: Tier, outcome: Outcome, cost: int) -> grpc.Status:
+    def _throttled(self, call: Call, plan: _Plan, throttle: Throttle) -> grpc.Status:
+        tier = plan.tier
         limit = (
             f"{tier.max_in_flight} calls in flight"
-            if outcome.reason == "in_flight"
-            else f"{tier.rate:g} tokens/s, burst {tier.burst:g}; this call costs {cost}"
+            if throttle.reason == "in_flight"
+            else f"{tier.rate:g} tokens/s, burst {tier.burst:g}; this call costs {plan.cost}"
         )
         caller = current_caller()
         spiffe_id = caller.spiffe_id or caller.service
         retry = duration_pb2.Duration()
-        retry.FromNanoseconds(max(1_000_000, int(outcome.retry_after * 1e9)))
+        retry.FromNanoseconds(max(1_000_000, int(throttle.retry_after * 1e9)))
         details = [
             error_details_pb2.QuotaFailure(
                 violations=[
@@ -122,7 +135,7 @@ class Quotas:
             ),
             error_details_pb2.RetryInfo(retry_delay=retry),
             error_details_pb2.ErrorInfo(
-                reason="QUOTA_EXCEEDED" if outcome.reason == "rate" else "TOO_MANY_IN_FLIGHT",
+                reason="QUOTA_EXCEEDED" if throttle.reason == "rate" else "TOO_MANY_IN_FLIGHT",
                 domain=ERROR_DOMAIN,
                 metadata={
                     "caller": spiffe_id,

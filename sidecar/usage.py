@@ -57,7 +57,7 @@ class Usage:
             if record is None:
                 record = self._records[key] = UsageRecord()
             record.calls += 1
-            if note is not None and note.outcome.throttled:
+            if note is not None and note.throttle is not None:
                 if note.shadow:
                     record.shadow_throttled += 1
                 else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar._buckets import CallerBuckets
+from sidecar._buckets import CallerBuckets, Limit
 from sidecar.quota import Tier
 
 TIER = Tier("standard", rate=10, burst=5, max_in_flight=100)
@@ -28,11 +28,15 @@ def buckets(clock):
     return CallerBuckets(clock)
 
 
+def take(buckets, caller="hr", tier=TIER, share=1, cost=1, enforce=True):
+    return buckets.take(caller, caller, Limit.share_of(tier, share, cost), cost, enforce)
+
+
 def admitted(buckets, calls: int, caller="hr", tier=TIER, share=1, cost=1) -> int:
     count = 0
     for _ in range(calls):
-        outcome = buckets.take(caller, caller, tier, share, cost, enforce=True)
-        if not outcome.throttled:
+        throttle, _ = take(buckets, caller, tier, share, cost)
+        if throttle is None:
             count += 1
             buckets.release(caller)
     return count
@@ -50,9 +54,10 @@ class TestTokenBucket:
     def test_throttle_says_when_a_token_returns(self, buckets):
         """A throttled call learns the remaining tokens and when enough will be back."""
         admitted(buckets, 5)
-        outcome = buckets.take("hr", "hr", TIER, 1, 2, enforce=True)
-        assert (outcome.throttled, outcome.reason) == (True, "rate")
-        assert outcome.retry_after == pytest.approx(0.2)
+        throttle, remaining = take(buckets, cost=2)
+        assert throttle is not None
+        assert (throttle.reason, remaining) == ("rate", 0)
+        assert throttle.retry_after == pytest.approx(0.2)
 
     def test_cost_takes_that_many_tokens(self, buckets):
         assert admitted(buckets, 10, cost=2) == 2
@@ -73,18 +78,20 @@ class TestInFlight:
         """The in-flight limit refuses a caller's extra concurrent call until one ends."""
         tier = Tier("t", rate=1000, burst=1000, max_in_flight=2)
         for _ in range(2):
-            assert not buckets.take("hr", "hr", tier, 1, 1, enforce=True).throttled
-        refused = buckets.take("hr", "hr", tier, 1, 1, enforce=True)
-        assert (refused.throttled, refused.reason) == (True, "in_flight")
+            assert take(buckets, tier=tier)[0] is None
+        refused, _ = take(buckets, tier=tier)
+        assert refused is not None
+        assert refused.reason == "in_flight"
         buckets.release("hr")
-        assert not buckets.take("hr", "hr", tier, 1, 1, enforce=True).throttled
+        assert take(buckets, tier=tier)[0] is None
 
     def test_shadow_mode_lets_the_call_through_and_says_so(self, buckets):
         """Not enforcing, an over-limit call is reported throttled but takes no tokens."""
         admitted(buckets, 5)
-        outcome = buckets.take("hr", "hr", TIER, 1, 1, enforce=False)
-        assert outcome.throttled
+        throttle, _ = take(buckets, enforce=False)
+        assert throttle is not None
         buckets.release("hr")  # it ran, so it was in flight
+        assert take(buckets, enforce=False)[1] == 0  # and took no tokens
 
 
 class TestMemory:
