@@ -19,4 +19,5 @@ def test_overhead_benchmark_prints_its_summary():
     )
     lines = finished.stdout.strip().splitlines()
     assert lines[1].split() == ["configuration", "calls/s", "ratio", "p50", "us", "added", "us"]
-    assert re.fullmatch(r"overhead chain=\d+\.\d{3} p50_added_us=-?\d+", lines[-1])
+    ratio = r"\d+\.\d{3}"
+    assert re.fullmatch(rf"overhead authz={ratio} quota={ratio} p50_added_us=-?\d+", lines[-1])
