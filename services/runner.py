@@ -6,6 +6,11 @@ the bound address on one line (`<name> serving on HOST:PORT`), and serves until
 SIGTERM or SIGINT. Then it drains: marked critical in the registry so callers
 stop choosing it, a pause for their watches to notice, NOT_SERVING, no new
 calls, in-flight calls finish within the grace period, deregistered, exit 0.
+
+Without Consul, `--policy-file PATH` enforces an access policy file
+(sidecar.policy_sources.FileAccessPolicy). Such a service has no certificate, so
+it is plaintext and every caller is `anonymous`: the policy denies every call
+unless it allows `anonymous` (or `*`) to call the service.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ from registry.model import ServiceInstance
 from registry.protocol import Registry, RegistryUnavailable
 from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
-from sidecar.policy_sources import ConsulAccessPolicy
+from sidecar.policy_sources import ConsulAccessPolicy, FileAccessPolicy
 from sidecar.server import IdentitySource, PolicySource, Server
 
 CONTRACT_VERSION = "v1"
@@ -47,8 +52,8 @@ class ServiceOptions:
     # This service's certificate for mTLS, serving and calling; None is plaintext
     # (development without Consul only).
     identity: IdentitySource | None
-    # Who may call this service and which methods; None authorizes nobody out
-    # (development without Consul only).
+    # Who may call this service and which methods: Consul's, or a policy file
+    # without Consul; None turns nobody away (development without Consul only).
     policy: PolicySource | None
     # How long a draining instance keeps serving before it stops accepting calls.
     drain_seconds: float
@@ -94,22 +99,39 @@ def parse_options(
         default=os.environ.get("CONSUL_HTTP_ADDR"),
         help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR; none: run unregistered)",
     )
+    parser.add_argument(
+        "--policy-file",
+        type=Path,
+        help="without Consul: enforce this access policy file, re-read when it changes"
+        " (callers are anonymous on a service without Consul)",
+    )
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 to 65535, got {args.port}")
+    if args.policy_file is not None and args.consul_address:
+        parser.error(
+            "--policy-file is for running without Consul; with --consul-address"
+            " (or $CONSUL_HTTP_ADDR) the policy comes from Consul"
+        )
     configure_logging(args.log_format)
+    log = structlog.get_logger("deptmesh.service").bind(service=name)
     registry = ConsulRegistry(args.consul_address) if args.consul_address else None
     try:
         identity = None if registry is None else ConsulConnectIdentity(registry, name)
-        policy = None if registry is None else ConsulAccessPolicy(registry)
+        policy: PolicySource | None = None if registry is None else ConsulAccessPolicy(registry)
     except RegistryUnavailable as error:
-        structlog.get_logger("deptmesh.service").error(
-            "consul_unreachable", service=name, error=str(error)
-        )
+        log.error("consul_unreachable", error=str(error))
         raise SystemExit(1) from error
+    if args.policy_file is not None:
+        try:
+            policy = FileAccessPolicy(args.policy_file)
+        except (OSError, ValueError) as error:
+            parser.error(f"--policy-file: {error}")
+        # No certificate without Consul: the policy decides for `anonymous`.
+        log.warning("access_policy_for_anonymous_callers", path=str(args.policy_file))
     return ServiceOptions(
         host=args.host,
         port=args.port,

@@ -10,15 +10,17 @@ the handler runs. A plaintext server (development only) binds ANONYMOUS.
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import grpc
+import structlog
 from google.rpc import status_pb2
 from grpc_status import rpc_status
 
 from sidecar._chain import Call, Gate
 from sidecar.caller import ANONYMOUS, CURRENT_CALLER, Caller
 from sidecar.spiffe import IdentityError, identity_of_certificate
+
+_log = structlog.get_logger("deptmesh.sidecar")
 
 # Distinct client certificates remembered, so that each is parsed once.
 _KNOWN_CERTIFICATES = 4096
@@ -49,26 +51,40 @@ class VerifiedIdentity(Gate):
         )
 
     def start(self, call: Call) -> grpc.Status | None:
-        caller = self._caller(call.context)
-        CURRENT_CALLER.set(caller)
-        return self._refusal if caller is None else None
+        auth: dict[str, list[bytes]] = call.context.auth_context()
+        caller = self._caller(auth)
+        if isinstance(caller, Caller):
+            CURRENT_CALLER.set(caller)
+            return None
+        CURRENT_CALLER.set(None)
+        # Logged values are escaped by sidecar.logs: a hostile SAN cannot forge a line.
+        _log.warning(
+            "caller_refused",
+            method=call.method.path,
+            reason=caller,
+            spiffe_id=" ".join(
+                uri.decode(errors="replace") for uri in auth.get("peer_spiffe_id", [])
+            ),
+            peer=call.context.peer(),
+        )
+        return self._refusal
 
-    def _caller(self, context: Any) -> Caller | None:
-        auth: dict[str, list[bytes]] = context.auth_context()
+    def _caller(self, auth: dict[str, list[bytes]]) -> Caller | str:
+        """The verified caller, or why there is none."""
         certificates = auth.get("x509_pem_cert", [])
         spiffe_ids = auth.get("peer_spiffe_id", [])
         if len(certificates) != 1 or len(spiffe_ids) != 1:
-            return None
+            return "no single verified certificate with a single SPIFFE ID"
         pem = certificates[0]
         known = self._known.get(pem)
         if known is not None:
             return known
         try:
             identity = identity_of_certificate(pem, self._trust_domain)
-        except IdentityError:
-            return None
+        except IdentityError as error:
+            return str(error)
         if identity.uri != spiffe_ids[0].decode(errors="replace"):
-            return None
+            return "the SPIFFE ID grpc verified is not the certificate's"
         caller = Caller(
             service=identity.service, spiffe_id=identity.uri, department=identity.service
         )

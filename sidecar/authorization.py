@@ -20,7 +20,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-__all__ = ["AccessPolicy", "Decision", "Intention", "MethodRules", "parse_method_rules"]
+__all__ = [
+    "AccessPolicy",
+    "Decision",
+    "Intention",
+    "MethodRules",
+    "intentions_from_json",
+    "method_rules_from_json",
+    "parse_method_rules",
+]
 
 WILDCARD = "*"
 _SERVICE = re.compile(r"[a-z0-9-]{1,63}|\*")
@@ -56,11 +64,15 @@ def parse_method_rules(document: str) -> MethodRules:
     """
     try:
         data = json.loads(document)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, RecursionError) as error:
         raise ValueError(f"method rules are not JSON: {error}") from error
     if not isinstance(data, dict) or set(data) != {"methods"}:
         raise ValueError('method rules must be an object with exactly one key, "methods"')
-    methods = data["methods"]
+    return method_rules_from_json(data["methods"])
+
+
+def method_rules_from_json(methods: object) -> MethodRules:
+    """Validated rules from the decoded value of "methods", or ValueError saying what is wrong."""
     if not isinstance(methods, dict):
         raise ValueError('"methods" must map method paths to lists of services')
     rules: dict[str, frozenset[str]] = {}
@@ -74,6 +86,41 @@ def parse_method_rules(document: str) -> MethodRules:
             raise ValueError(f"callers of {path}: not service names: {bad}")
         rules[path] = frozenset(callers)
     return MethodRules(rules)
+
+
+_INTENTION_KEYS = {"source", "destination", "action"}
+
+
+def intentions_from_json(entries: object) -> list[Intention]:
+    """Validated intentions from decoded JSON, or ValueError saying what is wrong.
+
+    Each entry is {"source": "svc" or "*", "destination": "svc", "action": "allow" or
+    "deny"}; a (source, destination) pair appears at most once.
+    """
+    if not isinstance(entries, list):
+        raise ValueError('"intentions" must be a list of {source, destination, action} objects')
+    intentions: list[Intention] = []
+    seen: set[tuple[str, str]] = set()
+    for number, entry in enumerate(entries):
+        where = f"intentions[{number}]"
+        if not isinstance(entry, dict) or set(entry) != _INTENTION_KEYS:
+            raise ValueError(
+                f"{where} must be an object with exactly the keys action, destination, source"
+            )
+        source, destination, action = entry["source"], entry["destination"], entry["action"]
+        if not isinstance(source, str) or not _SERVICE.fullmatch(source):
+            raise ValueError(f"{where}: source {source!r} is not a service name or *")
+        if not isinstance(destination, str) or not _SERVICE.fullmatch(destination):
+            raise ValueError(f"{where}: destination {destination!r} is not a service name")
+        if destination == WILDCARD:
+            raise ValueError(f"{where}: destination must name one service, not *")
+        if action not in ("allow", "deny"):
+            raise ValueError(f'{where}: action {action!r} is not "allow" or "deny"')
+        if (source, destination) in seen:
+            raise ValueError(f"{where}: {source} -> {destination} appears more than once")
+        seen.add((source, destination))
+        intentions.append(Intention(source, destination, action))
+    return intentions
 
 
 class AccessPolicy:

@@ -12,18 +12,24 @@ __all__ = ["configure_logging", "escape_control_characters"]
 
 LogFormat = Literal["json", "console"]
 
-# Control characters (CR, LF, ESC, ...) in a logged value could forge log lines
-# or drive a terminal; they are written as visible escapes instead.
-_ESCAPES = {code: f"\\x{code:02x}" for code in [*range(0x20), 0x7F]}
+
+def _escape(character: str) -> str:
+    if character.isprintable():
+        return character
+    code = ord(character)
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def escape_control_characters(
     _logger: object, _method: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
-    """A structlog processor: every string value with control characters is escaped."""
+    """A structlog processor: every character of a string value that is not printable
+    (CR, LF, ESC, C1 controls such as U+009B, line and paragraph separators, ...) is
+    written as a visible escape, so a logged value can neither forge a log line nor
+    drive a terminal."""
     for key, value in event_dict.items():
         if isinstance(value, str) and not value.isprintable():
-            event_dict[key] = value.translate(_ESCAPES)
+            event_dict[key] = "".join(map(_escape, value))
     return event_dict
 
 

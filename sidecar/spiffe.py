@@ -20,7 +20,11 @@ __all__ = [
     "server_name",
 ]
 
-_SERVICE_PATH = re.compile(r"/ns/(?P<ns>[^/]+)/dc/(?P<dc>[^/]+)/svc/(?P<service>[a-z0-9-]{1,63})")
+# Names as Consul allows them: nothing that could forge a log line or a header.
+_SERVICE_PATH = re.compile(
+    r"/ns/(?P<ns>[A-Za-z0-9._-]{1,63})/dc/(?P<dc>[A-Za-z0-9._-]{1,63})"
+    r"/svc/(?P<service>[a-z0-9-]{1,63})"
+)
 _TRUST_DOMAIN = re.compile(r"[a-z0-9.-]{1,255}")
 
 

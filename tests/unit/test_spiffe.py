@@ -30,6 +30,9 @@ class TestParseSpiffeId:
             f"spiffe://{DOMAIN}/ns/default/dc/dc1/svc/finance/extra",
             f"spiffe://{DOMAIN}",
             f"spiffe://{DOMAIN}/ns/default/dc/dc1/svc/fin\r\nance",
+            f"spiffe://{DOMAIN}/ns/default\r\nFORGED/dc/dc1/svc/finance",
+            f"spiffe://{DOMAIN}/ns/default/dc/dc\x1b[2J1/svc/finance",
+            f"spiffe://{DOMAIN}/ns/de fault/dc/dc1/svc/finance",
         ],
     )
     def test_refused_ids(self, uri):
