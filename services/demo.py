@@ -24,7 +24,7 @@ from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from registry.agent import DevAgent
 from registry.cache import EndpointCache
 from registry.consul import ConsulRegistry
-from services import intentions
+from services import intentions, quota_tiers
 from services.launcher import ServiceProcess
 from services.money import Amount
 from sidecar import client
@@ -178,7 +178,8 @@ def main() -> int:
             ("demo-console", "reimbursement", "allow"),
             ("demo-console", "finance", "allow"),
         )
-        say("  intentions and method rules written to Consul (default deny)")
+        quota_tiers.apply(registry)
+        say("  intentions, method rules and quota tiers written to Consul (default deny)")
         start_departments(stack, Path(tmp), agent.address)
         wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
         say("  Consul's gRPC health checks pass for all four instances")

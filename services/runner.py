@@ -33,9 +33,17 @@ from registry.protocol import Registry, RegistryUnavailable
 from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
 from sidecar.policy_sources import ConsulAccessPolicy, FileAccessPolicy
+from sidecar.quota_sources import ConsulReplicaCount, consul_quota_policy, file_quota_policy
+from sidecar.quotas import QuotaPolicySource, Quotas
 from sidecar.server import IdentitySource, PolicySource, Server
+from sidecar.usage import Usage
+from sidecar.usage_report import UsageReporter
 
 CONTRACT_VERSION = "v1"
+
+
+def _alone() -> int:
+    return 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +66,10 @@ class ServiceOptions:
     # How long a draining instance keeps serving before it stops accepting calls.
     drain_seconds: float
     extra: argparse.Namespace
+    # Each caller's quota by tier: Consul's, or a quota file without Consul;
+    # None limits nobody. Rates are service-wide, shared by `replicas()` instances.
+    quota_policy: QuotaPolicySource | None = None
+    replicas: Callable[[], int] = _alone
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,23 +117,38 @@ def parse_options(
         help="without Consul: enforce this access policy file, re-read when it changes"
         " (callers are anonymous on a service without Consul)",
     )
+    parser.add_argument(
+        "--quota-policy-file",
+        type=Path,
+        help="without Consul: enforce this quota policy file (sidecar/quota.py documents it),"
+        " re-read when it changes",
+    )
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
     if not 0 <= args.port <= 65535:
         parser.error(f"--port must be 0 to 65535, got {args.port}")
-    if args.policy_file is not None and args.consul_address:
-        parser.error(
-            "--policy-file is for running without Consul; with --consul-address"
-            " (or $CONSUL_HTTP_ADDR) the policy comes from Consul"
-        )
+    for flag, value in (
+        ("--policy-file", args.policy_file),
+        ("--quota-policy-file", args.quota_policy_file),
+    ):
+        if value is not None and args.consul_address:
+            parser.error(
+                f"{flag} is for running without Consul; with --consul-address"
+                " (or $CONSUL_HTTP_ADDR) the policy comes from Consul"
+            )
     configure_logging(args.log_format)
     log = structlog.get_logger("deptmesh.service").bind(service=name)
     registry = ConsulRegistry(args.consul_address) if args.consul_address else None
+    quota_policy: QuotaPolicySource | None = None
+    replicas: Callable[[], int] = _alone
     try:
         identity = None if registry is None else ConsulConnectIdentity(registry, name)
         policy: PolicySource | None = None if registry is None else ConsulAccessPolicy(registry)
+        if registry is not None:
+            quota_policy = consul_quota_policy(registry)
+            replicas = ConsulReplicaCount(registry, name)
     except RegistryUnavailable as error:
         log.error("consul_unreachable", error=str(error))
         raise SystemExit(1) from error
@@ -132,6 +159,11 @@ def parse_options(
             parser.error(f"--policy-file: {error}")
         # No certificate without Consul: the policy decides for `anonymous`.
         log.warning("access_policy_for_anonymous_callers", path=str(args.policy_file))
+    if args.quota_policy_file is not None:
+        try:
+            quota_policy = file_quota_policy(args.quota_policy_file)
+        except (OSError, ValueError) as error:
+            parser.error(f"--quota-policy-file: {error}")
     return ServiceOptions(
         host=args.host,
         port=args.port,
@@ -143,14 +175,23 @@ def parse_options(
         policy=policy,
         drain_seconds=args.drain_seconds,
         extra=args,
+        quota_policy=quota_policy,
+        replicas=replicas,
     )
 
 
 def server_for(name: str, options: ServiceOptions) -> Server:
-    """The sidecar server a service runs on, with the identity and policy it was given."""
+    """The sidecar server a service runs on, with the identity and policies it was given.
+
+    Every call is metered per caller (`server.usage`).
+    """
     return Server(
         identity_source=options.identity,
         authorization=None if options.policy is None else (name, options.policy),
+        usage=Usage(name),
+        quotas=None
+        if options.quota_policy is None
+        else Quotas(name, options.quota_policy, options.replicas),
     )
 
 
@@ -188,6 +229,11 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
             service.server.stop(0)
             service.close()
             return 1
+    reporter = (
+        UsageReporter(options.registry, service.server.usage, instance.instance_id)
+        if isinstance(options.registry, ConsulRegistry) and service.server.usage is not None
+        else None
+    )
     sys.stdout.write(f"{name} serving on {instance.endpoint}\n")
     sys.stdout.flush()
     log.info("serving", address=instance.endpoint, db=str(options.db))
@@ -199,6 +245,8 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
         # already started keep landing here until then.
         time.sleep(options.drain_seconds)
     service.server.stop(options.grace_seconds)
+    if reporter is not None:
+        reporter.stop()  # after the last call: its usage is in the final report
     if options.registry is not None:
         options.registry.deregister(instance.instance_id)
     service.close()

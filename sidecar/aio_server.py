@@ -42,6 +42,7 @@ class AioServer:
         The other arguments are those of sidecar.server.Server.
         """
         self._identity_source = identity_source
+        self.usage = usage
         self._grpc = grpc.aio.server(
             interceptors=[
                 AioChainInterceptor(server_chain(identity_source, authorization, usage, quotas))

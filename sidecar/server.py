@@ -44,6 +44,7 @@ class Server:
         `usage` meters every call per caller; `quotas` holds callers to their tiers.
         """
         self._identity_source = identity_source
+        self.usage = usage
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
             interceptors=[

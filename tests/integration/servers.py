@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+import subprocess
+import sys
 import time
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
@@ -29,3 +33,40 @@ def wait_for(condition, timeout: float = 15.0, what: str = "condition"):
             return value
         assert time.monotonic() < deadline, f"{what} not met within {timeout}s"
         time.sleep(0.02)
+
+
+class ServiceProcessUnderTest:
+    """`python -m services.<name> ARGS...` as a child process, for the length of a `with`."""
+
+    def __init__(self, name: str, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", f"services.{name}", "--port", "0", *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        line = (self.process.stdout.readline() if self.process.stdout else "").strip()
+        match = re.fullmatch(rf"{name} serving on (\S+)", line)
+        if match is None:
+            self.process.kill()
+            _, stderr = self.process.communicate(timeout=10)
+            raise AssertionError(f"{name} did not start: {line!r}\n{stderr}")
+        self.address = match[1]
+        self.stderr = ""
+
+    def __enter__(self) -> ServiceProcessUnderTest:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+        try:
+            _, self.stderr = self.process.communicate(timeout=15)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+                self.process.communicate()
+
+    def log_events(self) -> list[str]:
+        """The `event` of every JSON log line the service wrote (after it exited)."""
+        return [json.loads(line)["event"] for line in self.stderr.splitlines() if line[:1] == "{"]

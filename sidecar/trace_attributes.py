@@ -1,0 +1,28 @@
+"""The span attributes deptmesh records, beyond OpenTelemetry's RPC conventions.
+
+Server and client spans carry the semantic-convention attributes (rpc.system,
+rpc.service, rpc.method, rpc.grpc.status_code, server.address, server.port,
+network.peer.address, network.peer.port) plus these, so that a trace says who
+called whom as which verified identity.
+"""
+
+from __future__ import annotations
+
+# The verified identity of the caller (server spans) and of the callee (client spans).
+CALLER_SPIFFE_ID = "deptmesh.caller.spiffe_id"
+CALLER_SERVICE = "deptmesh.caller.service"
+CALLER_DEPARTMENT = "deptmesh.caller.department"
+CALLEE_SPIFFE_ID = "deptmesh.callee.spiffe_id"
+CALLEE_SERVICE = "deptmesh.callee.service"
+CALLEE_DEPARTMENT = "deptmesh.callee.department"
+# The service whose process recorded the span (also the resource's service.name).
+SERVICE = "deptmesh.service"
+# Seconds the caller's deadline left when the call arrived (server) or was sent (client).
+DEADLINE_REMAINING = "deptmesh.deadline.remaining_s"
+# The business object a request was about, so `deptmesh trace --claim` can find it.
+CLAIM_ID = "deptmesh.claim_id"
+
+# Span events: a call refused by the chain, with the reason.
+DENIED_EVENT = "deptmesh.denied"
+THROTTLED_EVENT = "deptmesh.throttled"
+REASON = "deptmesh.reason"
