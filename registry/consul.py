@@ -102,6 +102,31 @@ class ConsulRegistry:
         """The Connect trust bundle (TrustDomain, Roots), blocking on `index`."""
         return self._blocking_get("/v1/agent/connect/ca/roots", index, wait_seconds)
 
+    def rotate_connect_ca(self, private_key_pem: str) -> None:
+        """Makes the built-in Connect CA sign with a new key: a new active root.
+
+        Consul cross-signs the new root with the old one and keeps both in the
+        roots, so leaves from either verify while every agent renews its leaves
+        onto the new root (each within a random delay of up to 30 s). The
+        built-in CA's other settings are kept.
+        """
+        current = self._call(
+            self._client.http.get,
+            consul.callback.CB.json(),
+            "/v1/connect/ca/configuration",
+            headers=self._client.prepare_headers(),
+        )
+        config = dict(current["Config"]) if current["Provider"] == "consul" else {}
+        config["PrivateKey"] = private_key_pem
+        config.pop("RootCert", None)  # Consul makes the root for the new key
+        self._call(
+            self._client.http.put,
+            consul.callback.CB.boolean(),
+            "/v1/connect/ca/configuration",
+            data=json.dumps({"Provider": "consul", "Config": config}),
+            headers=self._client.prepare_headers(),
+        )
+
     def intentions(self, index: int, wait_seconds: float) -> tuple[int, list[dict[str, Any]]]:
         """Every Connect intention (SourceName, DestinationName, Action), blocking on `index`."""
         new_index, body = self._blocking_get("/v1/connect/intentions", index, wait_seconds)

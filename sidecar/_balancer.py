@@ -4,6 +4,11 @@ grpcio has no pluggable name resolver, so the sidecar keeps one channel per
 endpoint itself. Each call picks two usable endpoints at random and takes the
 one with fewer outstanding calls. An endpoint whose connection fails is
 ejected and readmitted after a backoff that doubles while it keeps failing.
+
+A grpc channel keeps the credentials it was opened with, so when our identity
+changes (a renewed leaf, a rotated CA) every endpoint moves to a fresh channel
+and the old one is closed once its in-flight calls end: no call fails, and
+new calls present the new certificate and trust the new roots.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import structlog
 
 from registry.cache import ServiceUnavailable
 from registry.model import ServiceInstance
+from sidecar.identity import IdentitySource, ServerIdentity
 
 _log = structlog.get_logger("deptmesh.sidecar")
 
@@ -43,11 +49,15 @@ class Balancer:
         service: str,
         channel_factory: ChannelFactory,
         *,
+        identity: IdentitySource | None = None,
         eject_seconds: float = 1.0,
         max_eject_seconds: float = 30.0,
     ) -> None:
+        """`identity` is what `channel_factory` opens channels with (None: plaintext)."""
         self.service = service
         self._factory = channel_factory
+        self._identity = identity
+        self._opened_with: ServerIdentity | None = None if identity is None else identity()
         self._eject = eject_seconds
         self._max_eject = max_eject_seconds
         self._lock = threading.Lock()
@@ -60,14 +70,16 @@ class Balancer:
             for address in wanted - self._endpoints.keys():
                 self._endpoints[address] = Endpoint(address, self._factory(address))
             for address in self._endpoints.keys() - wanted:
-                endpoint = self._endpoints.pop(address)
-                endpoint.removed = True
-                if endpoint.outstanding == 0:
-                    endpoint.channel.close()
-                # else: closed by release() when its last call ends.
+                self._retire(self._endpoints.pop(address))
 
     def pick(self, avoid: Collection[str] = ()) -> Endpoint:
         """An endpoint for one call (released with `release`); avoids `avoid` if it can."""
+        if self._identity is not None:
+            # Sources return the same object until something changes: one
+            # identity check per call, the value compared only when it differs.
+            current = self._identity()
+            if current is not self._opened_with:
+                self._follow_identity(current)
         now = time.monotonic()
         with self._lock:
             endpoints = list(self._endpoints.values())
@@ -104,6 +116,26 @@ class Balancer:
                 endpoint.consecutive_failures = 0
             if endpoint.removed and endpoint.outstanding == 0:
                 endpoint.channel.close()
+
+    def _follow_identity(self, current: ServerIdentity) -> None:
+        with self._lock:
+            changed = current != self._opened_with
+            self._opened_with = current
+            if not changed:
+                return
+            for address, old in list(self._endpoints.items()):
+                # Ejection is not carried over: the old credentials may be why it failed.
+                self._endpoints[address] = Endpoint(
+                    address, self._factory(address), calls=old.calls
+                )
+                self._retire(old)
+        _log.info("channels_reopened", service=self.service, reason="identity_changed")
+
+    def _retire(self, endpoint: Endpoint) -> None:
+        endpoint.removed = True
+        if endpoint.outstanding == 0:
+            endpoint.channel.close()
+        # else: closed by release() when its last call ends.
 
     def endpoint(self, address: str) -> Endpoint | None:
         """The current endpoint at `address`, to observe its calls and ejection."""

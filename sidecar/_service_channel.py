@@ -18,6 +18,7 @@ from registry.cache import EndpointCache, ServiceUnavailable
 from sidecar._balancer import Balancer, Endpoint
 from sidecar._idempotency import is_idempotent
 from sidecar.deadline import outbound_timeout
+from sidecar.identity import IdentitySource
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -172,11 +173,14 @@ class ServiceChannel(grpc.Channel):
         *,
         default_timeout: float,
         channel_factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+        identity: IdentitySource | None = None,
     ) -> None:
+        """`identity` is what `channel_factory` opens channels with; when it
+        changes, new calls go to freshly opened channels (see _balancer.py)."""
         self.service = service
         self.default_timeout = default_timeout
         self._cache = cache
-        self._balancer = Balancer(service, channel_factory)
+        self._balancer = Balancer(service, channel_factory, identity=identity)
         self._subscribed = False
 
     def balancer(self) -> Balancer:

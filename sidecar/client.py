@@ -94,15 +94,23 @@ def connect(
 
     With an identity every endpoint is reached over mTLS: our leaf is presented,
     and the server must hold `service`'s certificate (see spiffe.server_name).
-    Without one the channel is plaintext, for development only.
+    A renewed leaf or rotated CA is picked up by the next call, with no restart
+    and no failed call. Without an identity the channel is plaintext, for
+    development only.
     """
     check_timeout(default_timeout)
     factory = grpc.insecure_channel if identity is None else mtls_channel_factory(service, identity)
-    return ServiceChannel(service, cache, default_timeout=default_timeout, channel_factory=factory)
+    return ServiceChannel(
+        service, cache, default_timeout=default_timeout, channel_factory=factory, identity=identity
+    )
 
 
 def mtls_channel_factory(service: str, identity: IdentitySource) -> Callable[[str], grpc.Channel]:
-    """Opens mTLS channels that accept only a server holding `service`'s certificate."""
+    """Opens mTLS channels that accept only a server holding `service`'s certificate.
+
+    Each channel keeps the identity current when it was opened (grpc channel
+    credentials are fixed); the balancer reopens channels when it changes.
+    """
 
     def open_channel(address: str) -> grpc.Channel:
         mine = identity()

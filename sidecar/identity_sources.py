@@ -1,7 +1,9 @@
 """Where a service's certificate, key and trust bundle come from.
 
 Each source is an `IdentitySource` (see sidecar.server): a callable returning
-the current ServerIdentity, cheap to call, consulted on every new handshake.
+the current ServerIdentity, consulted by servers on every new handshake and by
+client channels on every call. It must be cheap and return the same object
+until something changes: a new object makes callers compare it by value.
 
 - ConsulConnectIdentity: the leaf and roots from the local Consul agent, kept
   current by blocking queries, so a renewed leaf or rotated CA needs no restart.
