@@ -14,6 +14,8 @@ until something changes: a new object makes callers compare it by value.
 from __future__ import annotations
 
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -97,11 +99,27 @@ class ConsulConnectIdentity:
 
 
 class FileIdentity:
-    """Certificate, key and bundle from PEM files, re-read when any of them changes."""
+    """Certificate, key and bundle from PEM files, re-read when any of them changes.
 
-    def __init__(self, certificate: Path, key: Path, bundle: Path, trust_domain: str) -> None:
+    The files are looked at (three stat calls) at most once per `check_interval`:
+    the source is consulted on every outbound call.
+    """
+
+    def __init__(
+        self,
+        certificate: Path,
+        key: Path,
+        bundle: Path,
+        trust_domain: str,
+        *,
+        check_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._paths = (certificate, key, bundle)
         self._trust_domain = trust_domain
+        self._interval = check_interval
+        self._clock = clock
+        self._next_check = clock() + check_interval
         self._stamp: tuple[int, ...] = ()
         self._identity = self._load()
 
@@ -111,6 +129,9 @@ class FileIdentity:
         return ServerIdentity(key, certificate, bundle, self._trust_domain)
 
     def __call__(self) -> ServerIdentity:
+        if self._clock() < self._next_check:
+            return self._identity
+        self._next_check = self._clock() + self._interval
         stamp = tuple(path.stat().st_mtime_ns for path in self._paths)
         if stamp != self._stamp:
             self._identity = self._load()

@@ -26,6 +26,8 @@ _SERVICE_PATH = re.compile(
     r"/svc/(?P<service>[a-z0-9-]{1,63})"
 )
 _TRUST_DOMAIN = re.compile(r"[a-z0-9.-]{1,255}")
+# What Consul drops from a name to make the common name of a Connect leaf.
+_DNS_LABEL_DROPS = re.compile(r"[^a-z0-9]")
 
 
 class IdentityError(ValueError):
@@ -91,5 +93,8 @@ def server_name(service: str, trust_domain: str, namespace: str = "default") -> 
     A client sets it as the TLS target name, so the handshake itself refuses a
     server whose certificate belongs to another service: Connect leaves have no
     DNS SAN, and gRPC then matches the target name against the common name.
+    Like Consul, it keeps only the letters and digits of the names: the leaf of
+    `cost-centres` has the common name `costcentres.svc...`.
     """
+    service, namespace = (_DNS_LABEL_DROPS.sub("", name.lower()) for name in (service, namespace))
     return f"{service}.svc.{namespace}.{trust_domain.split('.')[0][:8]}.consul"

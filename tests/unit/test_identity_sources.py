@@ -16,18 +16,26 @@ def write(directory, leaf):
 
 class TestFileIdentity:
     def test_rewritten_files_are_picked_up(self, tmp_path):
-        """A certificate replaced on disk is returned on the next call, without a restart."""
+        """A certificate replaced on disk is returned once the check interval has passed,
+        without a restart."""
         ca = DevCertificateAuthority()
         first, second = ca.issue("hr"), ca.issue("hr")
         write(tmp_path, first)
+        now = [100.0]
         source = FileIdentity(
-            tmp_path / "cert.pem", tmp_path / "key.pem", tmp_path / "bundle.pem", ca.trust_domain
+            tmp_path / "cert.pem",
+            tmp_path / "key.pem",
+            tmp_path / "bundle.pem",
+            ca.trust_domain,
+            clock=lambda: now[0],
         )
         assert source().certificate_pem == first.certificate_pem
         write(tmp_path, second)
         stat = (tmp_path / "cert.pem").stat()
         # Make the change visible even on file systems with coarse timestamps.
         os.utime(tmp_path / "cert.pem", ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+        assert source().certificate_pem == first.certificate_pem  # not looked at yet
+        now[0] += 1.0
         assert source().certificate_pem == second.certificate_pem
 
     def test_unchanged_files_return_the_same_identity(self, tmp_path):

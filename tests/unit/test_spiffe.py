@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.spiffe import IdentityError, identity_of_certificate, parse_spiffe_id
+from sidecar.spiffe import IdentityError, identity_of_certificate, parse_spiffe_id, server_name
 
 DOMAIN = "dev.deptmesh.local"
 
@@ -52,3 +52,11 @@ class TestIdentityOfCertificate:
         """Bytes that are not a certificate raise IdentityError, not a parser error."""
         with pytest.raises(IdentityError):
             identity_of_certificate(b"-----BEGIN CERTIFICATE-----\nnope\n", DOMAIN)
+
+
+class TestServerName:
+    def test_keeps_only_letters_and_digits_of_names_as_consul_does(self):
+        """A hyphenated service's leaf is `costcentres.svc...`: the target name must match."""
+        assert server_name("cost-centres", "11111111-2222.consul") == (
+            "costcentres.svc.default.11111111.consul"
+        )
