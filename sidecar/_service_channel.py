@@ -3,7 +3,9 @@
 Generated stubs call `channel.unary_unary(path, ...)` once per method and then
 call the result; each call here picks an endpoint (power of two choices), sets
 the deadline, and retries on another endpoint when that is safe: the call never
-reached a server, or the contract declares the method idempotent.
+reached a server, or the contract declares the method idempotent. A call our
+quota stage throttled is repeated only after the delay its RetryInfo names, and
+only when that fits in the deadline.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import grpc
 from registry.cache import EndpointCache, ServiceUnavailable
 from sidecar._balancer import Balancer, Endpoint
 from sidecar._idempotency import is_idempotent
+from sidecar._retry_info import quota_retry_delay
 from sidecar.deadline import outbound_timeout
 from sidecar.identity import IdentitySource
 
@@ -116,7 +119,10 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         balancer = self._channel.balancer()
         deadline = time.monotonic() + outbound_timeout(timeout, self._channel.default_timeout)
         tried: list[str] = []
+        pause = 0.0
         while True:
+            if pause:
+                time.sleep(pause)  # what the server's RetryInfo asked for, never less
             try:
                 endpoint = balancer.pick(avoid=tried)
             except ServiceUnavailable as error:
@@ -130,7 +136,15 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
             except grpc.RpcError as error:
                 connection_failed = _never_reached_server(error)
                 unavailable = error.code() is grpc.StatusCode.UNAVAILABLE
-                retry_safe = connection_failed or (unavailable and self._idempotent)
+                throttled_for = quota_retry_delay(error)
+                if throttled_for is not None:
+                    # Refused before the handler ran: safe to repeat, once the
+                    # quota has a token again and if that is within the deadline.
+                    pause = throttled_for
+                    retry_safe = time.monotonic() + pause < deadline
+                else:
+                    pause = 0.0
+                    retry_safe = connection_failed or (unavailable and self._idempotent)
                 if not retry_safe or len(tried) >= MAX_ATTEMPTS or time.monotonic() >= deadline:
                     raise
             finally:

@@ -1,0 +1,93 @@
+"""The sidecar client and a throttling server: never again sooner than RetryInfo says."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import grpc
+import pytest
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+
+from registry.cache import EndpointCache
+from registry.static import StaticRegistry
+from services.runner import instance_of
+from sidecar import client
+from sidecar.authorization import AccessPolicy, Intention, MethodRules
+from sidecar.identity_sources import dev_ca_identity
+from sidecar.quota import parse_quota_policy
+from sidecar.quotas import Quotas
+from sidecar.server import Server
+from sidecar.usage import Usage
+from tests.rpc_errors import error_reason
+from tests.security.mtls import CA
+
+RATE = 10.0  # one token every 100 ms
+PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
+
+
+class TimedPayments(finance_pb2_grpc.PaymentServiceServicer):
+    def __init__(self) -> None:
+        self.arrivals: list[float] = []
+        self._lock = threading.Lock()
+
+    def Payout(self, request, context):
+        with self._lock:
+            self.arrivals.append(time.monotonic())
+        return finance_pb2.PayoutResponse()
+
+
+@pytest.fixture
+def finance():
+    handler = TimedPayments()
+    tier = {"rate": RATE, "burst": 1, "max_in_flight": 10}
+    policy = parse_quota_policy(json.dumps({"tiers": {"t": tier}, "default_tier": "t"}))
+    access = AccessPolicy([Intention("*", "finance", "allow")], MethodRules({}))
+    usage = Usage("finance")
+    server = Server(
+        identity_source=dev_ca_identity(CA, "finance"),
+        authorization=("finance", lambda: access),
+        usage=usage,
+        quotas=Quotas("finance", lambda: policy, lambda: 1),
+    )
+    server.add_service(
+        finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+        finance_pb2_grpc.add_PaymentServiceServicer_to_server,
+        handler,
+    )
+    port = server.start("127.0.0.1:0")
+    cache = EndpointCache(StaticRegistry([instance_of("finance", "127.0.0.1", port)]))
+    channel = client.connect("finance", cache, identity=dev_ca_identity(CA, "reimbursement"))
+    yield finance_pb2_grpc.PaymentServiceStub(channel), handler, usage
+    channel.close()
+    cache.close()
+    server.stop(0)
+
+
+def test_throttled_call_is_repeated_after_the_retry_delay(finance):
+    """A call throttled for lack of a token succeeds on a repeat made no sooner than the
+    token returns (RetryInfo), with the caller seeing only the success."""
+    stub, handler, usage = finance
+    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)
+    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)  # the bucket is empty: throttled once
+
+    first, second = handler.arrivals
+    assert second - first >= 1 / RATE - 0.002  # the refill time; 2 ms for clock granularity
+    throttled = sum(record["throttled"] for record in usage.snapshot())
+    assert throttled == 1
+
+
+def test_no_repeat_when_the_delay_outlasts_the_deadline(finance):
+    """When the token would come back after the deadline the caller gets the
+    RESOURCE_EXHAUSTED at once, and the server saw a single attempt."""
+    stub, handler, usage = finance
+    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)
+    started = time.monotonic()
+    with pytest.raises(grpc.RpcError) as caught:
+        stub.Payout(finance_pb2.PayoutRequest(), timeout=0.05)
+    assert time.monotonic() - started < 1 / RATE
+    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(caught.value) == "QUOTA_EXCEEDED"
+    assert len(handler.arrivals) == 1
+    assert sum(record["throttled"] for record in usage.snapshot()) == 1
