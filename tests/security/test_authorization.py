@@ -30,6 +30,24 @@ class TestAuthorization:
         assert PAYOUT in info.metadata["rule"]
         assert handler.calls == 0
 
+    @pytest.mark.parametrize(
+        "claim",
+        [
+            ("x-caller", "reimbursement"),
+            ("x-forwarded-client-cert", f"URI={CA.spiffe_id('reimbursement').uri}"),
+            ("baggage", "caller=reimbursement,deptmesh.caller=reimbursement"),
+        ],
+        ids=["x-caller", "xfcc", "baggage"],
+    )
+    def test_denied_caller_claiming_another_identity_is_still_denied(self, finance, claim):
+        """Metadata naming an allowed caller changes nothing: hr is still hr, and denied."""
+        handler, address, _ = finance
+        with channel_as("hr", address) as channel, pytest.raises(grpc.RpcError) as caught:
+            payout(channel, metadata=(claim,))
+        assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(caught.value).metadata["caller"] == CA.spiffe_id("hr").uri
+        assert handler.calls == 0
+
     def test_caller_without_intention_is_denied(self, finance):
         """A service with no intention to finance is denied by default."""
         handler, address, _ = finance

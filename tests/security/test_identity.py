@@ -115,7 +115,12 @@ class TestVerifiedCaller:
         assert caller.spiffe_id == CA.spiffe_id("reimbursement").uri
 
     @pytest.mark.parametrize(
-        "claim", [("x-caller", "finance"), ("x-forwarded-client-cert", "URI=spiffe://x/svc/hr")]
+        "claim",
+        [
+            ("x-caller", "finance"),
+            ("x-forwarded-client-cert", "URI=spiffe://x/svc/hr"),
+            ("baggage", "caller=finance"),
+        ],
     )
     def test_identity_metadata_is_ignored(self, hr_server, claim):
         """Metadata claiming another identity never changes the caller."""
