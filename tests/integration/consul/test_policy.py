@@ -6,10 +6,15 @@ import json
 import time
 import uuid
 
+import grpc
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from structlog.testing import capture_logs
 
+from sidecar.identity_sources import dev_ca_identity
 from sidecar.policy_sources import ConsulAccessPolicy
+from sidecar.server import Server
 from tests.integration.servers import wait_for
+from tests.security.mtls import CA, CountingPayments, channel_as, payout
 
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
 
@@ -42,4 +47,39 @@ def test_policy_follows_intentions_and_rules(consul):
         wait_for(lambda: not policy().decide(source, target, PAYOUT).allowed, timeout=5)
         assert time.monotonic() - revoked_at < 5
     finally:
+        policy.stop()
+
+
+def test_revoked_intention_denies_on_an_open_connection_within_5s(consul):
+    """A server following Consul's intentions denies the next call on a connection that was
+    already open, within 5 s of the intention being revoked."""
+    source, target = f"caller{uuid.uuid4().hex[:6]}", f"target{uuid.uuid4().hex[:6]}"
+    policy = ConsulAccessPolicy(consul, rules_key=f"deptmesh/test/{uuid.uuid4().hex[:6]}")
+    consul.set_intention(source, target, "allow")
+    wait_for(lambda: policy().decide(source, target, PAYOUT).allowed, timeout=5)
+    handler = CountingPayments()
+    server = Server(identity_source=dev_ca_identity(CA, "finance"), authorization=(target, policy))
+    server.add_service(
+        finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
+        finance_pb2_grpc.add_PaymentServiceServicer_to_server,
+        handler,
+    )
+    address = f"127.0.0.1:{server.start('127.0.0.1:0')}"
+    try:
+        with channel_as(source, address) as channel:
+            payout(channel)
+            revoked_at = time.monotonic()
+            consul.set_intention(source, target, "deny")
+
+            def denied() -> bool:
+                try:
+                    payout(channel)
+                except grpc.RpcError as error:
+                    return error.code() is grpc.StatusCode.PERMISSION_DENIED
+                return False
+
+            wait_for(denied, timeout=5, what="the revocation on the open connection")
+            assert time.monotonic() - revoked_at < 5
+    finally:
+        server.stop(0)
         policy.stop()
