@@ -53,9 +53,12 @@ class Call:
         "entered",
         "method",
         "quota",
+        "refusal",
         "request",
         "response",
+        "span",
         "started_ns",
+        "trace_token",
         "trailing",
     )
 
@@ -72,9 +75,14 @@ class Call:
         # Trailing metadata stages add (for example the caller's remaining
         # quota); the adapters send it with every response, errors included.
         self.trailing: Metadata = ()
-        # What the quota stage decided (a sidecar._quota.QuotaNote), for the
+        # What the quota stage decided (a sidecar.quotas.QuotaNote), for the
         # stages that report on the call.
         self.quota: Any = None
+        # The status a stage refused the call with, if one did.
+        self.refusal: grpc.Status | None = None
+        # The call's server span and the token that restores the tracing context.
+        self.span: Any = None
+        self.trace_token: Any = None
 
 
 class Status(
@@ -128,6 +136,7 @@ class Chain:
             refusal = stage.start(call)
             if refusal is not None:
                 call.code = refusal.code
+                call.refusal = refusal
                 self.finish(call)
                 return call, refusal
             call.entered += 1

@@ -22,6 +22,7 @@ from sidecar._idempotency import is_idempotent
 from sidecar._retry_info import quota_retry_delay
 from sidecar.deadline import outbound_timeout
 from sidecar.identity import IdentitySource
+from sidecar.tracing import ClientSpan, Tracing, client_span
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 
@@ -111,11 +112,30 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         compression: grpc.Compression | None = None,
     ) -> Any:
         kwargs = {
-            "metadata": metadata,
             "credentials": credentials,
             "wait_for_ready": wait_for_ready,
             "compression": compression,
         }
+        tracing = self._channel.tracing
+        if tracing is None:
+            return self._with_retries(request, timeout, metadata, kwargs, None)
+        with client_span(tracing, self._channel.service, self._method, metadata) as traced:
+            try:
+                result = self._with_retries(request, timeout, traced.metadata, kwargs, traced)
+            except grpc.RpcError as error:
+                traced.ended(error.code())
+                raise
+            traced.ended(grpc.StatusCode.OK)
+            return result
+
+    def _with_retries(
+        self,
+        request: Any,
+        timeout: float | None,
+        metadata: Metadata | None,
+        kwargs: dict[str, Any],
+        traced: ClientSpan | None,
+    ) -> Any:
         balancer = self._channel.balancer()
         deadline = time.monotonic() + outbound_timeout(timeout, self._channel.default_timeout)
         tried: list[str] = []
@@ -128,10 +148,15 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
             except ServiceUnavailable as error:
                 raise NoEndpointError(str(error)) from error
             tried.append(endpoint.address)
+            if traced is not None:
+                traced.attempt(endpoint.address)
             connection_failed = False
             try:
                 return self._endpoint_callable(endpoint).with_call(
-                    request, timeout=max(0.0, deadline - time.monotonic()), **kwargs
+                    request,
+                    timeout=max(0.0, deadline - time.monotonic()),
+                    metadata=metadata,
+                    **kwargs,
                 )
             except grpc.RpcError as error:
                 connection_failed = _never_reached_server(error)
@@ -188,11 +213,14 @@ class ServiceChannel(grpc.Channel):
         default_timeout: float,
         channel_factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
         identity: IdentitySource | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """`identity` is what `channel_factory` opens channels with; when it
-        changes, new calls go to freshly opened channels (see _balancer.py)."""
+        changes, new calls go to freshly opened channels (see _balancer.py).
+        With `tracing`, each unary call has a client span and sends its context."""
         self.service = service
         self.default_timeout = default_timeout
+        self.tracing = tracing
         self._cache = cache
         self._balancer = Balancer(service, channel_factory, identity=identity)
         self._subscribed = False

@@ -1,10 +1,12 @@
 """What the sync and the asyncio server share: the chain, the limits, the credentials.
 
 The chain order is declared here and only here (see ../shared/design.md):
-identity, inbound deadline, usage metering, authorization, quota; the adapters
-map errors to statuses around the handler. Metering comes before the decisions
-so that denied and throttled calls are counted; authorization before quota so
-that a caller who may not call spends nothing.
+identity, inbound deadline, tracing, usage metering and access log,
+authorization, quota; the adapters map errors to statuses around the handler.
+The deadline is recorded before the span opens so the span can say how much
+time the caller left; tracing and metering come before the decisions so that
+denied and throttled calls are traced, logged and counted; authorization comes
+before quota so that a caller who may not call spends nothing.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from sidecar._identity import AnonymousIdentity, VerifiedIdentity
 from sidecar.deadline import InboundDeadline
 from sidecar.identity import IdentitySource, ServerIdentity
 from sidecar.quotas import Quotas
+from sidecar.spiffe import identity_of_certificate
+from sidecar.tracing import TraceServerCalls, Tracing
 from sidecar.usage import Usage
 
 # Bounds what one caller can make us buffer: 4 MiB messages, 16 KiB of metadata.
@@ -38,6 +42,7 @@ def server_chain(
     authorization: tuple[str, PolicySource] | None,
     usage: Usage | None,
     quotas: Quotas | None,
+    tracing: Tracing | None,
 ) -> Chain:
     identity: Stage = (
         AnonymousIdentity()
@@ -47,11 +52,19 @@ def server_chain(
     stages: list[Stage | None] = [
         identity,
         InboundDeadline(),
+        None if tracing is None else TraceServerCalls(tracing, _own_spiffe_id(identity_source)),
         usage,
         None if authorization is None else Authorize(*authorization),
         quotas,
     ]
     return Chain([stage for stage in stages if stage is not None])
+
+
+def _own_spiffe_id(identity_source: IdentitySource | None) -> str:
+    if identity_source is None:
+        return ""
+    identity = identity_source()
+    return identity_of_certificate(identity.certificate_pem, identity.trust_domain).uri
 
 
 def _certificate_configuration(identity: ServerIdentity) -> grpc.ServerCertificateConfiguration:

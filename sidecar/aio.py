@@ -21,6 +21,7 @@ from sidecar import client
 from sidecar._service_channel import ServiceChannel
 from sidecar.client import DEFAULT_TIMEOUT_SECONDS
 from sidecar.identity import IdentitySource
+from sidecar.tracing import Tracing
 
 __all__ = ["AioServiceChannel", "connect"]
 
@@ -106,8 +107,11 @@ def connect(
     *,
     identity: IdentitySource | None = None,
     default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tracing: Tracing | None = None,
 ) -> AioServiceChannel:
     """A grpc.aio channel over the healthy instances of `service` (see client.connect)."""
     return AioServiceChannel(
-        client.connect(service, cache, identity=identity, default_timeout=default_timeout)
+        client.connect(
+            service, cache, identity=identity, default_timeout=default_timeout, tracing=tracing
+        )
     )

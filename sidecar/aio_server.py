@@ -21,6 +21,7 @@ from sidecar._authorization import PolicySource
 from sidecar._serving import SERVER_OPTIONS, bind, health_only_address, server_chain
 from sidecar.identity import IdentitySource
 from sidecar.quotas import Quotas
+from sidecar.tracing import Tracing
 from sidecar.usage import Usage
 
 __all__ = ["AioServer"]
@@ -36,6 +37,7 @@ class AioServer:
         authorization: tuple[str, PolicySource] | None = None,
         usage: Usage | None = None,
         quotas: Quotas | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """Without an identity source the server is plaintext: for development only.
 
@@ -45,7 +47,9 @@ class AioServer:
         self.usage = usage
         self._grpc = grpc.aio.server(
             interceptors=[
-                AioChainInterceptor(server_chain(identity_source, authorization, usage, quotas))
+                AioChainInterceptor(
+                    server_chain(identity_source, authorization, usage, quotas, tracing)
+                )
             ],
             options=SERVER_OPTIONS,
         )

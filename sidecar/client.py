@@ -20,6 +20,7 @@ from sidecar._service_channel import ServiceChannel
 from sidecar.deadline import outbound_timeout
 from sidecar.identity import IdentitySource
 from sidecar.spiffe import server_name
+from sidecar.tracing import Tracing
 
 __all__ = ["DEFAULT_TIMEOUT_SECONDS", "ServiceChannel", "connect", "dial"]
 
@@ -89,6 +90,7 @@ def connect(
     *,
     identity: IdentitySource | None = None,
     default_timeout: float = DEFAULT_TIMEOUT_SECONDS,
+    tracing: Tracing | None = None,
 ) -> ServiceChannel:
     """A channel over the healthy instances of `service`, as the registry cache knows them.
 
@@ -96,12 +98,18 @@ def connect(
     and the server must hold `service`'s certificate (see spiffe.server_name).
     A renewed leaf or rotated CA is picked up by the next call, with no restart
     and no failed call. Without an identity the channel is plaintext, for
-    development only.
+    development only. With `tracing` each call has a client span whose context
+    travels with it (W3C traceparent, tracestate, baggage).
     """
     check_timeout(default_timeout)
     factory = grpc.insecure_channel if identity is None else mtls_channel_factory(service, identity)
     return ServiceChannel(
-        service, cache, default_timeout=default_timeout, channel_factory=factory, identity=identity
+        service,
+        cache,
+        default_timeout=default_timeout,
+        channel_factory=factory,
+        identity=identity,
+        tracing=tracing,
     )
 
 

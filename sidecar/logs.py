@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import structlog
+from opentelemetry import trace
 
-__all__ = ["configure_logging", "escape_control_characters"]
+__all__ = ["add_trace_context", "configure_logging", "escape_control_characters"]
 
 LogFormat = Literal["json", "console"]
 
@@ -33,7 +34,25 @@ def escape_control_characters(
     return event_dict
 
 
-def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO) -> None:
+def add_trace_context(
+    _logger: object, _method: str, event_dict: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """A structlog processor: a line written while a span is current carries its ids.
+
+    Inside a call that is the call's server span, so every line a handler or the
+    sidecar writes can be found from the trace, and the other way round.
+    """
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict["trace_id"] = format(context.trace_id, "032x")
+        event_dict["span_id"] = format(context.span_id, "016x")
+    return event_dict
+
+
+def configure_logging(
+    log_format: LogFormat = "json", level: int = logging.INFO, *, file: TextIO | None = None
+) -> None:
+    """Configures structlog for the process: to `file`, standard error by default."""
     renderer: structlog.typing.Processor = (
         structlog.processors.JSONRenderer()
         if log_format == "json"
@@ -44,11 +63,12 @@ def configure_logging(log_format: LogFormat = "json", level: int = logging.INFO)
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
+            add_trace_context,
             structlog.processors.format_exc_info,
             escape_control_characters,
             renderer,
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(sys.stderr),
+        logger_factory=structlog.WriteLoggerFactory(file or sys.stderr),
         cache_logger_on_first_use=True,
     )

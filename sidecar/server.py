@@ -21,6 +21,7 @@ from sidecar._serving import SERVER_OPTIONS, bind, health_only_address, server_c
 from sidecar._sync_chain import ChainInterceptor
 from sidecar.identity import IdentitySource, ServerIdentity
 from sidecar.quotas import Quotas
+from sidecar.tracing import Tracing
 from sidecar.usage import Usage
 
 __all__ = ["IdentitySource", "PolicySource", "Server", "ServerIdentity"]
@@ -36,19 +37,23 @@ class Server:
         authorization: tuple[str, PolicySource] | None = None,
         usage: Usage | None = None,
         quotas: Quotas | None = None,
+        tracing: Tracing | None = None,
         max_workers: int = 16,
     ) -> None:
         """Without an identity source the server is plaintext: for development only.
 
         `authorization` is (this service's name, where its access policy comes from);
-        `usage` meters every call per caller; `quotas` holds callers to their tiers.
+        `usage` meters every call per caller; `quotas` holds callers to their tiers;
+        `tracing` opens a server span per call.
         """
         self._identity_source = identity_source
         self.usage = usage
         self._grpc = grpc.server(
             futures.ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rpc"),
             interceptors=[
-                ChainInterceptor(server_chain(identity_source, authorization, usage, quotas))
+                ChainInterceptor(
+                    server_chain(identity_source, authorization, usage, quotas, tracing)
+                )
             ],
             options=SERVER_OPTIONS,
         )

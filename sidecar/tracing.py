@@ -1,0 +1,236 @@
+"""Tracing cross-department calls with OpenTelemetry: one span per call on each side.
+
+`Tracing.start(service, ...)` gives a process its tracer: spans are sampled
+parent-based at a configurable ratio and exported off the request path by a
+batch processor, to the local trace store (sidecar/trace_store.py, the default:
+no server needed) or over OTLP/gRPC to a collector. Pass it to the server
+(`tracing=`), where the chain opens a server span per call, and to
+`client.connect`, whose channel opens a client span per call and sends the
+W3C `traceparent`, `tracestate` and `baggage` headers.
+
+Spans follow the OpenTelemetry RPC conventions (rpc.system, rpc.service,
+rpc.method, rpc.grpc.status_code, server.*, network.peer.*) and carry the
+verified caller and callee identities (sidecar/trace_attributes.py); a denied or
+throttled call has an event saying why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Literal
+
+import grpc
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.baggage.propagation import W3CBaggagePropagator
+from opentelemetry.propagators.composite import CompositePropagator
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import SpanKind, Status, StatusCode
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+from sidecar import trace_attributes as attr
+from sidecar._chain import Call
+from sidecar.caller import CURRENT_CALLER
+from sidecar.deadline import remaining_seconds
+
+__all__ = ["ClientSpan", "Exporter", "TraceServerCalls", "Tracing", "client_span"]
+
+Exporter = Literal["store", "otlp", "none"]
+
+# W3C trace context and baggage, in and out.
+PROPAGATOR = CompositePropagator([TraceContextTextMapPropagator(), W3CBaggagePropagator()])
+
+# Codes that mean the server failed (the RPC conventions); others are the caller's doing.
+_SERVER_ERRORS = frozenset(
+    {
+        grpc.StatusCode.UNKNOWN,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.UNIMPLEMENTED,
+        grpc.StatusCode.INTERNAL,
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DATA_LOSS,
+    }
+)
+
+
+class Tracing:
+    """A process's tracer and where its spans go."""
+
+    def __init__(self, provider: TracerProvider, service: str, spiffe_id: str = "") -> None:
+        self.provider = provider
+        self.service = service
+        # This process's own verified identity, recorded as the caller of its client spans.
+        self.spiffe_id = spiffe_id
+        self.tracer = provider.get_tracer("deptmesh.sidecar")
+
+    @classmethod
+    def start(
+        cls,
+        service: str,
+        *,
+        exporter: Exporter = "store",
+        store_path: Path | None = None,
+        otlp_endpoint: str | None = None,
+        sampling_ratio: float = 1.0,
+        processors: Sequence[SpanProcessor] = (),
+        spiffe_id: str = "",
+    ) -> Tracing:
+        """Tracing for `service`; `sampling_ratio` of new traces are recorded (parent-based)."""
+        if not 0.0 <= sampling_ratio <= 1.0:
+            raise ValueError(f"sampling_ratio must be within 0..1, got {sampling_ratio}")
+        provider = TracerProvider(
+            resource=Resource.create({"service.name": service}),
+            sampler=ParentBased(TraceIdRatioBased(sampling_ratio)),
+        )
+        chosen = _exporter(exporter, store_path, otlp_endpoint)
+        if chosen is not None:
+            provider.add_span_processor(BatchSpanProcessor(chosen))
+        for processor in processors:
+            provider.add_span_processor(processor)
+        return cls(provider, service, spiffe_id)
+
+    def shutdown(self) -> None:
+        """Exports what is still buffered, then stops."""
+        self.provider.shutdown()
+
+
+def _exporter(kind: Exporter, store_path: Path | None, endpoint: str | None) -> SpanExporter | None:
+    if kind == "none":
+        return None
+    if kind == "otlp":
+        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+
+        if not endpoint:
+            raise ValueError("the otlp exporter needs an endpoint (HOST:PORT)")
+        return OTLPSpanExporter(endpoint=endpoint, insecure=True)
+    from sidecar.trace_store import TraceStoreExporter, default_store_path
+
+    return TraceStoreExporter(store_path or default_store_path())
+
+
+_PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
+
+
+def _peer(peer: str) -> tuple[str, int]:
+    """('127.0.0.1', 5555) from grpc's 'ipv4:127.0.0.1:5555' (or ipv6:[::1]:5555)."""
+    _, _, address = peer.partition(":")
+    host, _, port = address.rpartition(":")
+    return host.strip("[]"), int(port) if port.isdigit() else 0
+
+
+class TraceServerCalls:
+    """The tracing stage of the server chain: a server span around each call."""
+
+    def __init__(self, tracing: Tracing, own_spiffe_id: str) -> None:
+        self._tracer = tracing.tracer
+        self._service = tracing.service
+        self._own_spiffe_id = own_spiffe_id
+
+    def start(self, call: Call) -> None:
+        context = call.context
+        headers = {
+            key: value
+            for key, value in context.invocation_metadata() or ()
+            if key in _PROPAGATED and isinstance(value, str)
+        }
+        parent = PROPAGATOR.extract(headers) if headers else None
+        method = call.method
+        host, port = _peer(context.peer())
+        attributes: dict[str, Any] = {
+            "rpc.system": "grpc",
+            "rpc.service": method.service,
+            "rpc.method": method.name,
+            "network.peer.address": host,
+            "network.peer.port": port,
+            attr.SERVICE: self._service,
+            attr.CALLEE_SERVICE: self._service,
+            attr.CALLEE_SPIFFE_ID: self._own_spiffe_id,
+        }
+        caller = CURRENT_CALLER.get()
+        if caller is not None:
+            attributes[attr.CALLER_SERVICE] = caller.service
+            attributes[attr.CALLER_SPIFFE_ID] = caller.spiffe_id
+            attributes[attr.CALLER_DEPARTMENT] = caller.department
+        left = remaining_seconds()
+        if left is not None:
+            attributes[attr.DEADLINE_REMAINING] = round(left, 6)
+        span = self._tracer.start_span(
+            f"{method.service}/{method.name}",
+            context=parent,
+            kind=SpanKind.SERVER,
+            attributes=attributes,
+        )
+        call.span = span
+        call.trace_token = otel_context.attach(trace.set_span_in_context(span, parent))
+
+    def finish(self, call: Call) -> None:
+        span = call.span
+        code = call.code
+        if span.is_recording():
+            span.set_attribute("rpc.grpc.status_code", code.value[0])
+            refusal = call.refusal
+            if refusal is not None:
+                event = (
+                    attr.THROTTLED_EVENT
+                    if code is grpc.StatusCode.RESOURCE_EXHAUSTED
+                    else attr.DENIED_EVENT
+                )
+                span.add_event(event, {attr.REASON: refusal.details})
+            if code in _SERVER_ERRORS:
+                span.set_status(Status(StatusCode.ERROR, code.name))
+        span.end()
+        otel_context.detach(call.trace_token)
+
+
+class ClientSpan:
+    """The client span of one outbound call, and the metadata that carries its context."""
+
+    __slots__ = ("metadata", "span")
+
+    def __init__(self, span: trace.Span, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+        self.span = span
+        self.metadata = metadata
+
+    def attempt(self, address: str) -> None:
+        """The endpoint an attempt went to (the last one is the one that answered)."""
+        if self.span.is_recording():
+            host, port = _peer(f"ip:{address}")
+            self.span.set_attribute("network.peer.address", host)
+            self.span.set_attribute("network.peer.port", port)
+
+    def ended(self, code: grpc.StatusCode) -> None:
+        if self.span.is_recording():
+            self.span.set_attribute("rpc.grpc.status_code", code.value[0])
+            if code is not grpc.StatusCode.OK:
+                self.span.set_status(Status(StatusCode.ERROR, code.name))
+
+
+@contextmanager
+def client_span(tracing: Tracing, callee: str, path: str, metadata: Any) -> Iterator[ClientSpan]:
+    """A client span for calling `path` on `callee`, current while the call runs."""
+    service, _, name = path.lstrip("/").partition("/")
+    attributes: dict[str, Any] = {
+        "rpc.system": "grpc",
+        "rpc.service": service,
+        "rpc.method": name,
+        "server.address": callee,
+        attr.SERVICE: tracing.service,
+        attr.CALLEE_SERVICE: callee,
+    }
+    if tracing.spiffe_id:
+        attributes[attr.CALLER_SPIFFE_ID] = tracing.spiffe_id
+    attributes[attr.CALLER_SERVICE] = tracing.service
+    left = remaining_seconds()
+    if left is not None:
+        attributes[attr.DEADLINE_REMAINING] = round(left, 6)
+    with tracing.tracer.start_as_current_span(
+        f"{service}/{name}", kind=SpanKind.CLIENT, attributes=attributes, end_on_exit=True
+    ) as span:
+        headers: dict[str, str] = {}
+        PROPAGATOR.inject(headers)
+        yield ClientSpan(span, (*(metadata or ()), *headers.items()))
