@@ -30,12 +30,14 @@ import structlog
 from registry.consul import ConsulRegistry
 from registry.model import ServiceInstance
 from registry.protocol import Registry, RegistryUnavailable
+from sidecar.identity import own_spiffe_id
 from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
 from sidecar.policy_sources import ConsulAccessPolicy, FileAccessPolicy
 from sidecar.quota_sources import ConsulReplicaCount, consul_quota_policy, file_quota_policy
 from sidecar.quotas import QuotaPolicySource, Quotas
 from sidecar.server import IdentitySource, PolicySource, Server
+from sidecar.tracing import Tracing
 from sidecar.usage import Usage
 from sidecar.usage_report import UsageReporter
 
@@ -70,6 +72,8 @@ class ServiceOptions:
     # None limits nobody. Rates are service-wide, shared by `replicas()` instances.
     quota_policy: QuotaPolicySource | None = None
     replicas: Callable[[], int] = _alone
+    # Where this process's spans go; every server and outbound channel uses it.
+    tracing: Tracing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +128,37 @@ def parse_options(
         " re-read when it changes",
     )
     parser.add_argument("--log-format", choices=["json", "console"], default="json")
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=os.environ.get("DEPTMESH_LOG_FILE"),
+        help="append log lines (one access-log event per call among them) to this file"
+        " instead of standard error (default $DEPTMESH_LOG_FILE)",
+    )
+    parser.add_argument(
+        "--trace-exporter",
+        choices=["store", "otlp", "none"],
+        default=os.environ.get("DEPTMESH_TRACE_EXPORTER", "store"),
+        help="where spans go: the local trace store (default), an OTLP/gRPC collector, or nowhere",
+    )
+    parser.add_argument(
+        "--trace-store",
+        type=Path,
+        default=os.environ.get("DEPTMESH_TRACE_STORE"),
+        help="the local trace store file (default $DEPTMESH_TRACE_STORE, else under"
+        " $XDG_STATE_HOME/deptmesh)",
+    )
+    parser.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").removeprefix("http://"),
+        help="HOST:PORT of the OTLP/gRPC collector (default $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    parser.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=float(os.environ.get("DEPTMESH_TRACE_SAMPLE_RATIO", "1.0")),
+        help="share of new traces recorded, 0..1 (a caller's decision is followed)",
+    )
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
@@ -138,11 +173,18 @@ def parse_options(
                 f"{flag} is for running without Consul; with --consul-address"
                 " (or $CONSUL_HTTP_ADDR) the policy comes from Consul"
             )
-    configure_logging(args.log_format)
+    if not 0.0 <= args.trace_sample_ratio <= 1.0:
+        parser.error(f"--trace-sample-ratio must be within 0..1, got {args.trace_sample_ratio}")
+    if args.trace_exporter == "otlp" and not args.otlp_endpoint:
+        parser.error("--trace-exporter otlp needs --otlp-endpoint HOST:PORT")
+    log_file = None if args.log_file is None else args.log_file.open("a", buffering=1)
+    configure_logging(args.log_format, file=log_file)
     log = structlog.get_logger("deptmesh.service").bind(service=name)
     registry = ConsulRegistry(args.consul_address) if args.consul_address else None
     quota_policy: QuotaPolicySource | None = None
     replicas: Callable[[], int] = _alone
+    # Where this process's spans go; every server and outbound channel uses it.
+    tracing: Tracing | None = None
     try:
         identity = None if registry is None else ConsulConnectIdentity(registry, name)
         policy: PolicySource | None = None if registry is None else ConsulAccessPolicy(registry)
@@ -164,6 +206,14 @@ def parse_options(
             quota_policy = file_quota_policy(args.quota_policy_file)
         except (OSError, ValueError) as error:
             parser.error(f"--quota-policy-file: {error}")
+    tracing = Tracing.start(
+        name,
+        exporter=args.trace_exporter,
+        store_path=args.trace_store,
+        otlp_endpoint=args.otlp_endpoint,
+        sampling_ratio=args.trace_sample_ratio,
+        spiffe_id=own_spiffe_id(identity),
+    )
     return ServiceOptions(
         host=args.host,
         port=args.port,
@@ -177,21 +227,23 @@ def parse_options(
         extra=args,
         quota_policy=quota_policy,
         replicas=replicas,
+        tracing=tracing,
     )
 
 
 def server_for(name: str, options: ServiceOptions) -> Server:
     """The sidecar server a service runs on, with the identity and policies it was given.
 
-    Every call is metered per caller (`server.usage`).
+    Every call is metered per caller (`server.usage`), logged and traced.
     """
     return Server(
         identity_source=options.identity,
         authorization=None if options.policy is None else (name, options.policy),
-        usage=Usage(name),
+        usage=Usage(name, access_log=True),
         quotas=None
         if options.quota_policy is None
         else Quotas(name, options.quota_policy, options.replicas),
+        tracing=options.tracing,
     )
 
 
@@ -250,5 +302,7 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
     if options.registry is not None:
         options.registry.deregister(instance.instance_id)
     service.close()
+    if options.tracing is not None:
+        options.tracing.shutdown()  # exports the spans still buffered
     log.info("stopped")
     return 0

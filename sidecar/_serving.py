@@ -19,9 +19,8 @@ from sidecar._authorization import Authorize, PolicySource
 from sidecar._chain import Chain, Stage
 from sidecar._identity import AnonymousIdentity, VerifiedIdentity
 from sidecar.deadline import InboundDeadline
-from sidecar.identity import IdentitySource, ServerIdentity
+from sidecar.identity import IdentitySource, ServerIdentity, own_spiffe_id
 from sidecar.quotas import Quotas
-from sidecar.spiffe import identity_of_certificate
 from sidecar.tracing import TraceServerCalls, Tracing
 from sidecar.usage import Usage
 
@@ -52,19 +51,12 @@ def server_chain(
     stages: list[Stage | None] = [
         identity,
         InboundDeadline(),
-        None if tracing is None else TraceServerCalls(tracing, _own_spiffe_id(identity_source)),
+        None if tracing is None else TraceServerCalls(tracing, own_spiffe_id(identity_source)),
         usage,
         None if authorization is None else Authorize(*authorization),
         quotas,
     ]
     return Chain([stage for stage in stages if stage is not None])
-
-
-def _own_spiffe_id(identity_source: IdentitySource | None) -> str:
-    if identity_source is None:
-        return ""
-    identity = identity_source()
-    return identity_of_certificate(identity.certificate_pem, identity.trust_domain).uri
 
 
 def _certificate_configuration(identity: ServerIdentity) -> grpc.ServerCertificateConfiguration:

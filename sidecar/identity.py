@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["IdentitySource", "ServerIdentity"]
+from sidecar.spiffe import identity_of_certificate
+
+__all__ = ["IdentitySource", "ServerIdentity", "own_spiffe_id"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,3 +24,11 @@ class ServerIdentity:
 # connection, so a renewed leaf or a rotated trust bundle is used with no
 # restart. Implementations live in sidecar.identity_sources.
 IdentitySource = Callable[[], ServerIdentity]
+
+
+def own_spiffe_id(source: IdentitySource | None) -> str:
+    """The SPIFFE ID of a process's own certificate; '' without one (plaintext)."""
+    if source is None:
+        return ""
+    identity = source()
+    return identity_of_certificate(identity.certificate_pem, identity.trust_domain).uri

@@ -234,3 +234,11 @@ def client_span(tracing: Tracing, callee: str, path: str, metadata: Any) -> Iter
         headers: dict[str, str] = {}
         PROPAGATOR.inject(headers)
         yield ClientSpan(span, (*(metadata or ()), *headers.items()))
+
+
+def tag_current_call(name: str, value: str) -> None:
+    """Records what the call being handled is about (for example the claim) on its span,
+    so on-call can find the trace by it (`deptmesh trace --claim`)."""
+    span = trace.get_current_span()
+    if span.is_recording():
+        span.set_attribute(name, value)

@@ -33,7 +33,7 @@ def build(options: ServiceOptions) -> RunningService:
         )
     store = ClaimStore(options.db)
     cache = EndpointCache(options.registry)
-    departments = Departments(cache, options.identity)
+    departments = Departments(cache, options.identity, options.tracing)
     workflow = ClaimWorkflow(store, departments)
     retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
     server = server_for(NAME, options)

@@ -22,6 +22,7 @@ from services.money import Amount
 from sidecar import client
 from sidecar.errors import FailedPrecondition, ServiceError, Unavailable
 from sidecar.identity import IdentitySource
+from sidecar.tracing import Tracing
 
 # How long one call to another department may take.
 CALL_TIMEOUT_SECONDS = 3.0
@@ -39,12 +40,18 @@ class Manager:
 class Departments:
     """HR and finance as reimbursement uses them."""
 
-    def __init__(self, cache: EndpointCache, identity: IdentitySource | None) -> None:
-        self._hr_channel = client.connect(
-            "hr", cache, identity=identity, default_timeout=CALL_TIMEOUT_SECONDS
-        )
-        self._finance_channel = client.connect(
-            "finance", cache, identity=identity, default_timeout=CALL_TIMEOUT_SECONDS
+    def __init__(
+        self, cache: EndpointCache, identity: IdentitySource | None, tracing: Tracing | None
+    ) -> None:
+        self._hr_channel, self._finance_channel = (
+            client.connect(
+                name,
+                cache,
+                identity=identity,
+                default_timeout=CALL_TIMEOUT_SECONDS,
+                tracing=tracing,
+            )
+            for name in ("hr", "finance")
         )
         self._employees = hr_pb2_grpc.EmployeeServiceStub(self._hr_channel)
         self._budgets = finance_pb2_grpc.BudgetServiceStub(self._finance_channel)
