@@ -12,11 +12,15 @@ all alike. Two measures per configuration:
     python -m bench.overhead [--rounds N] [--seconds S] [--latency-calls N]
 
 Configurations: bare grpc.aio; `authz`, the sidecar with identity and
-authorization; `quota`, adding usage metering and quota enforcement.
+authorization; `quota`, adding usage metering and quota enforcement; `full`,
+everything a department runs (tracing at 100% to the local trace store, the
+access log to a file, metrics, authorization, quota); `sampled1`, the same at
+1% sampling; `otel_contrib`, bare grpc.aio with opentelemetry-instrumentation-grpc
+alone, for comparison.
 
-The last line is for scripts: `overhead authz=<ratio> quota=<ratio>
-p50_added_us=<n>`: each configuration's throughput over bare grpc.aio's, and
-the latency the fullest chain adds.
+The last line is for scripts: `overhead full=<ratio> sampled1=<ratio>
+otel_contrib=<ratio> p50_added_us=<n>`: throughput over bare grpc.aio's, and the
+median latency `full` adds per hop with one call in flight.
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,13 +42,16 @@ import grpc
 import grpc.aio
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
+from sidecar.access_log import AccessLog
 from sidecar.aio_server import AioServer
 from sidecar.authorization import AccessPolicy, Intention, MethodRules
 from sidecar.dev_ca import DevCertificateAuthority
 from sidecar.identity import ServerIdentity
+from sidecar.logs import configure_logging
 from sidecar.quota import parse_quota_policy
 from sidecar.quotas import Quotas
 from sidecar.spiffe import server_name
+from sidecar.tracing import Tracing
 from sidecar.usage import Usage
 
 CONCURRENCY = 32
@@ -63,12 +70,13 @@ class Employees(hr_pb2_grpc.EmployeeServiceServicer):
 
 # --- the servers: `python -m bench.overhead serve NAME CERTS_DIR` -----------------------
 
-Serve = Callable[[ServerIdentity], Awaitable[int]]
+# How a configuration's server starts: (its identity, a directory for its files) -> port.
+Serve = Callable[[ServerIdentity, Path], Awaitable[int]]
 _running: list[grpc.aio.Server | AioServer] = []  # the server of this process
 
 
-async def _bare(identity: ServerIdentity) -> int:
-    server = grpc.aio.server()
+async def _bare(identity: ServerIdentity, _: Path, interceptors: Sequence[Any] = ()) -> int:
+    server = grpc.aio.server(interceptors=interceptors)
     hr_pb2_grpc.add_EmployeeServiceServicer_to_server(Employees(), server)
     credentials = grpc.ssl_server_credentials(
         [(identity.private_key_pem, identity.certificate_pem)],
@@ -103,14 +111,14 @@ _QUOTAS = parse_quota_policy(
 )
 
 
-async def _authz(identity: ServerIdentity) -> int:
+async def _authz(identity: ServerIdentity, _: Path) -> int:
     """Identity and authorization."""
     return await _sidecar(
         AioServer(identity_source=lambda: identity, authorization=(SERVER, lambda: _ACCESS))
     )
 
 
-async def _quota(identity: ServerIdentity) -> int:
+async def _quota(identity: ServerIdentity, _: Path) -> int:
     """Identity, usage metering, authorization and quota."""
     return await _sidecar(
         AioServer(
@@ -122,19 +130,66 @@ async def _quota(identity: ServerIdentity) -> int:
     )
 
 
-# name -> how its server starts; the first is the baseline the others are divided by,
-# the last is the one whose added latency the summary reports.
-CONFIGURATIONS: dict[str, Serve] = {"bare": _bare, "authz": _authz, "quota": _quota}
+async def _full(identity: ServerIdentity, directory: Path, sampling_ratio: float = 1.0) -> int:
+    """Everything a department runs: identity, tracing to the local trace store, usage
+    metering with the access log written to a file, authorization, quota."""
+    log_file = (directory / "access.log").open("a")
+    configure_logging("json", file=log_file)
+    tracing = Tracing.start(
+        SERVER,
+        store_path=directory / "traces.sqlite",
+        sampling_ratio=sampling_ratio,
+    )
+    return await _sidecar(
+        AioServer(
+            identity_source=lambda: identity,
+            authorization=(SERVER, lambda: _ACCESS),
+            usage=Usage(SERVER, access_log=AccessLog(log_file)),
+            quotas=Quotas(SERVER, lambda: _QUOTAS, lambda: 1),
+            tracing=tracing,
+        )
+    )
+
+
+async def _sampled1(identity: ServerIdentity, directory: Path) -> int:
+    """The full chain with 1% of traces sampled."""
+    return await _full(identity, directory, sampling_ratio=0.01)
+
+
+async def _otel_contrib(identity: ServerIdentity, directory: Path) -> int:
+    """Bare grpc.aio with opentelemetry-instrumentation-grpc's server interceptor alone,
+    exporting to the same trace store, for comparison."""
+    from opentelemetry.instrumentation.grpc import aio_server_interceptor
+
+    tracing = Tracing.start(SERVER, store_path=directory / "traces.sqlite")
+    return await _bare(
+        identity, directory, [aio_server_interceptor(tracer_provider=tracing.provider)]
+    )
+
+
+# name -> how its server starts; the first is the baseline the others are divided by.
+CONFIGURATIONS: dict[str, Serve] = {
+    "bare": _bare,
+    "authz": _authz,
+    "quota": _quota,
+    "full": _full,
+    "sampled1": _sampled1,
+    "otel_contrib": _otel_contrib,
+}
+# What the summary line reports: these ratios, and the latency `full` adds.
+SUMMARY = ("full", "sampled1", "otel_contrib")
 
 
 async def _serve(name: str, certs: Path) -> None:
+    directory = certs / name
+    directory.mkdir()
     identity = ServerIdentity(
         (certs / "server.key").read_bytes(),
         (certs / "server.pem").read_bytes(),
         (certs / "ca.pem").read_bytes(),
         (certs / "trust-domain").read_text(),
     )
-    print(await CONFIGURATIONS[name](identity), flush=True)
+    print(await CONFIGURATIONS[name](identity, directory), flush=True)
     # Serve until the parent closes our stdin.
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
     for server in _running:
@@ -242,10 +297,11 @@ def _report(results: dict[str, Measured]) -> None:
         ratio = throughput / base_throughput
         added = latency - base_latency
         print(f"{name:<14}{throughput:>10.0f}{ratio:>8.3f}{latency:>9.0f}{added:>10.0f}")
-        if name != baseline_name:
+        if name in SUMMARY:
             summary[name] = f"{ratio:.3f}"
-            added_by_fullest = f"{added:.0f}"
-    summary["p50_added_us"] = added_by_fullest
+        if name == "full":
+            added_by_full = f"{added:.0f}"
+    summary["p50_added_us"] = added_by_full
     print("overhead " + " ".join(f"{key}={value}" for key, value in summary.items()))
 
 

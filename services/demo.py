@@ -13,6 +13,7 @@ import contextlib
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -51,7 +52,9 @@ def refusal(error: grpc.RpcError) -> str:
     return f"{error.code().name}: {error.details()}"
 
 
-def start_departments(stack: ExitStack, workdir: Path, consul: str) -> None:
+def start_departments(
+    stack: ExitStack, workdir: Path, consul: str, say: Callable[[str], None] = say
+) -> None:
     def start(name: str, replica: int = 1) -> None:
         process = stack.enter_context(
             ServiceProcess(

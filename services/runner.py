@@ -30,9 +30,11 @@ import structlog
 from registry.consul import ConsulRegistry
 from registry.model import ServiceInstance
 from registry.protocol import Registry, RegistryUnavailable
+from sidecar.access_log import AccessLog
 from sidecar.identity import own_spiffe_id
 from sidecar.identity_sources import ConsulConnectIdentity
 from sidecar.logs import configure_logging
+from sidecar.metrics import MetricsEndpoint
 from sidecar.policy_sources import ConsulAccessPolicy, FileAccessPolicy
 from sidecar.quota_sources import ConsulReplicaCount, consul_quota_policy, file_quota_policy
 from sidecar.quotas import QuotaPolicySource, Quotas
@@ -74,6 +76,10 @@ class ServiceOptions:
     replicas: Callable[[], int] = _alone
     # Where this process's spans go; every server and outbound channel uses it.
     tracing: Tracing | None = None
+    # Where the one-line-per-call access log goes (the log file, or standard error).
+    access_log: AccessLog | None = None
+    # The port of the Prometheus text endpoint (/metrics); 0 picks a free one.
+    metrics_port: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +142,13 @@ def parse_options(
         " instead of standard error (default $DEPTMESH_LOG_FILE)",
     )
     parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="port of the Prometheus endpoint (/metrics); 0 picks a free one, which is"
+        " logged and registered in Consul as the instance's metrics_port",
+    )
+    parser.add_argument(
         "--trace-exporter",
         choices=["store", "otlp", "none"],
         default=os.environ.get("DEPTMESH_TRACE_EXPORTER", "store"),
@@ -162,8 +175,9 @@ def parse_options(
     if add_arguments is not None:
         add_arguments(parser)
     args = parser.parse_args(argv)
-    if not 0 <= args.port <= 65535:
-        parser.error(f"--port must be 0 to 65535, got {args.port}")
+    for flag, port in (("--port", args.port), ("--metrics-port", args.metrics_port)):
+        if not 0 <= port <= 65535:
+            parser.error(f"{flag} must be 0 to 65535, got {port}")
     for flag, value in (
         ("--policy-file", args.policy_file),
         ("--quota-policy-file", args.quota_policy_file),
@@ -177,14 +191,12 @@ def parse_options(
         parser.error(f"--trace-sample-ratio must be within 0..1, got {args.trace_sample_ratio}")
     if args.trace_exporter == "otlp" and not args.otlp_endpoint:
         parser.error("--trace-exporter otlp needs --otlp-endpoint HOST:PORT")
-    log_file = None if args.log_file is None else args.log_file.open("a", buffering=1)
+    log_file = sys.stderr if args.log_file is None else args.log_file.open("a")
     configure_logging(args.log_format, file=log_file)
     log = structlog.get_logger("deptmesh.service").bind(service=name)
     registry = ConsulRegistry(args.consul_address) if args.consul_address else None
     quota_policy: QuotaPolicySource | None = None
     replicas: Callable[[], int] = _alone
-    # Where this process's spans go; every server and outbound channel uses it.
-    tracing: Tracing | None = None
     try:
         identity = None if registry is None else ConsulConnectIdentity(registry, name)
         policy: PolicySource | None = None if registry is None else ConsulAccessPolicy(registry)
@@ -228,6 +240,8 @@ def parse_options(
         quota_policy=quota_policy,
         replicas=replicas,
         tracing=tracing,
+        access_log=AccessLog(log_file),
+        metrics_port=args.metrics_port,
     )
 
 
@@ -239,7 +253,7 @@ def server_for(name: str, options: ServiceOptions) -> Server:
     return Server(
         identity_source=options.identity,
         authorization=None if options.policy is None else (name, options.policy),
-        usage=Usage(name, access_log=True),
+        usage=Usage(name, access_log=options.access_log),
         quotas=None
         if options.quota_policy is None
         else Quotas(name, options.quota_policy, options.replicas),
@@ -247,7 +261,11 @@ def server_for(name: str, options: ServiceOptions) -> Server:
     )
 
 
-def instance_of(name: str, host: str, port: int, check_port: int = 0) -> ServiceInstance:
+def instance_of(
+    name: str, host: str, port: int, check_port: int = 0, metrics_port: int = 0
+) -> ServiceInstance:
+    """How an instance is registered; `metrics_port` (meta) is where Prometheus scrapes it."""
+    metrics = {"metrics_port": str(metrics_port)} if metrics_port else {}
     return ServiceInstance(
         service=name,
         instance_id=f"{name}-{host}-{port}",
@@ -255,7 +273,7 @@ def instance_of(name: str, host: str, port: int, check_port: int = 0) -> Service
         port=port,
         check_port=check_port,
         tags=(f"contract-{CONTRACT_VERSION}",),
-        meta={"department": name, "contract_version": CONTRACT_VERSION},
+        meta={"department": name, "contract_version": CONTRACT_VERSION, **metrics},
     )
 
 
@@ -272,13 +290,16 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
 
     service = build(options)
     port = service.server.start(f"{options.host}:{options.port}")
-    instance = instance_of(name, options.host, port, service.server.health_port)
+    usages = [] if service.server.usage is None else [service.server.usage]
+    metrics = MetricsEndpoint(usages, host=options.host, port=options.metrics_port)
+    instance = instance_of(name, options.host, port, service.server.health_port, metrics.port)
     if options.registry is not None:
         try:
             options.registry.register(instance)
         except RegistryUnavailable as error:
             log.error("consul_unreachable", error=str(error))
             service.server.stop(0)
+            metrics.close()
             service.close()
             return 1
     reporter = (
@@ -288,7 +309,12 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
     )
     sys.stdout.write(f"{name} serving on {instance.endpoint}\n")
     sys.stdout.flush()
-    log.info("serving", address=instance.endpoint, db=str(options.db))
+    log.info(
+        "serving",
+        address=instance.endpoint,
+        db=str(options.db),
+        metrics=f"http://{options.host}:{metrics.port}/metrics",
+    )
 
     stop_requested.wait()
     if options.registry is not None:
@@ -297,6 +323,7 @@ def run(name: str, options: ServiceOptions, build: Builder) -> int:
         # already started keep landing here until then.
         time.sleep(options.drain_seconds)
     service.server.stop(options.grace_seconds)
+    metrics.close()
     if reporter is not None:
         reporter.stop()  # after the last call: its usage is in the final report
     if options.registry is not None:

@@ -15,7 +15,8 @@ CALLER_DEPARTMENT = "deptmesh.caller.department"
 CALLEE_SPIFFE_ID = "deptmesh.callee.spiffe_id"
 CALLEE_SERVICE = "deptmesh.callee.service"
 CALLEE_DEPARTMENT = "deptmesh.callee.department"
-# The service whose process recorded the span (also the resource's service.name).
+# The service whose process recorded the span, where the resource does not say
+# (a span's own service is its resource's service.name).
 SERVICE = "deptmesh.service"
 # Seconds the caller's deadline left when the call arrived (server) or was sent (client).
 DEADLINE_REMAINING = "deptmesh.deadline.remaining_s"

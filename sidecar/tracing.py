@@ -128,7 +128,6 @@ class TraceServerCalls:
 
     def __init__(self, tracing: Tracing, own_spiffe_id: str) -> None:
         self._tracer = tracing.tracer
-        self._service = tracing.service
         self._own_spiffe_id = own_spiffe_id
 
     def start(self, call: Call) -> None:
@@ -147,8 +146,6 @@ class TraceServerCalls:
             "rpc.method": method.name,
             "network.peer.address": host,
             "network.peer.port": port,
-            attr.SERVICE: self._service,
-            attr.CALLEE_SERVICE: self._service,
             attr.CALLEE_SPIFFE_ID: self._own_spiffe_id,
         }
         caller = CURRENT_CALLER.get()
@@ -219,7 +216,6 @@ def client_span(tracing: Tracing, callee: str, path: str, metadata: Any) -> Iter
         "rpc.service": service,
         "rpc.method": name,
         "server.address": callee,
-        attr.SERVICE: tracing.service,
         attr.CALLEE_SERVICE: callee,
     }
     if tracing.spiffe_id:

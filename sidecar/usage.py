@@ -3,10 +3,10 @@
 The server chain's metering stage records every call a verified caller made,
 denied and throttled ones included: calls, throttled (and shadow-throttled)
 calls, errors, request and response bytes, latency (a histogram, for
-Prometheus), and the calls in flight. With `access_log` it also writes one
-`call` event per call to the `deptmesh.access` logger (trace_id and span_id are
-added by sidecar.logs). Counting is a dict update under a lock; reading takes
-a snapshot.
+Prometheus), and the calls in flight. With an `access_log` it also writes one
+event per call there (sidecar/access_log.py), with the trace and span ids of
+the call's server span. Counting is a dict update under a lock; reading takes a
+snapshot.
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-import structlog
 from google.protobuf.message import Message
 
 from sidecar._chain import Call
+from sidecar.access_log import AccessLog
 from sidecar.caller import CURRENT_CALLER
 
 __all__ = ["LATENCY_BUCKETS_S", "Usage", "UsageRecord"]
 
 # Upper bounds of the latency histogram, in seconds (Prometheus's defaults).
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-_access = structlog.get_logger("deptmesh.access")
 
 
 @dataclass(slots=True)
@@ -49,7 +47,7 @@ class UsageRecord:
 class Usage:
     """A server chain stage that counts each call against its caller, and logs it."""
 
-    def __init__(self, service: str, *, access_log: bool = False) -> None:
+    def __init__(self, service: str, *, access_log: AccessLog | None = None) -> None:
         self.service = service
         self._access_log = access_log
         self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
@@ -81,11 +79,11 @@ class Usage:
             if record is None:
                 record = self._records[key] = UsageRecord()
             record.calls += 1
-            if note is not None and note.throttle is not None:
-                if note.shadow:
-                    record.shadow_throttled += 1
-                else:
-                    record.throttled += 1
+            throttled = note is not None and note.throttle is not None
+            if throttled and note.shadow:
+                record.shadow_throttled += 1  # it ran, and may have failed as well
+            if throttled and not note.shadow:
+                record.throttled += 1
             elif call.code is not grpc.StatusCode.OK:
                 record.errors += 1
             record.request_bytes += request_bytes
@@ -93,15 +91,23 @@ class Usage:
             record.latency_ms_total += latency_s * 1e3
             record.latency_ms_max = max(record.latency_ms_max, latency_s * 1e3)
             record.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
-        if self._access_log:
-            _access.info(
-                "call",
+        if self._access_log is not None:
+            trace_id = span_id = ""
+            if call.span is not None:
+                context = call.span.get_span_context()
+                trace_id, span_id = (
+                    format(context.trace_id, "032x"),
+                    format(context.span_id, "016x"),
+                )
+            self._access_log.write(
                 caller=caller_name,
                 method=path,
                 status=call.code.name,
                 duration_ms=round(latency_s * 1e3, 3),
                 request_bytes=request_bytes,
                 response_bytes=response_bytes,
+                trace_id=trace_id,
+                span_id=span_id,
             )
 
     def in_flight(self) -> dict[tuple[str, str], int]:

@@ -20,4 +20,7 @@ def test_overhead_benchmark_prints_its_summary():
     lines = finished.stdout.strip().splitlines()
     assert lines[1].split() == ["configuration", "calls/s", "ratio", "p50", "us", "added", "us"]
     ratio = r"\d+\.\d{3}"
-    assert re.fullmatch(rf"overhead authz={ratio} quota={ratio} p50_added_us=-?\d+", lines[-1])
+    assert re.fullmatch(
+        rf"overhead full={ratio} sampled1={ratio} otel_contrib={ratio} p50_added_us=-?\d+",
+        lines[-1],
+    )
