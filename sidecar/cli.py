@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from collections.abc import Sequence
 from importlib.metadata import version
+from pathlib import Path
 
 from sidecar.quota_report import table
 
@@ -65,6 +67,37 @@ def _quota(args: argparse.Namespace) -> int:
     return 0
 
 
+def _trace(args: argparse.Namespace) -> int:
+    from sidecar.trace_store import TraceStore, TraceStoreError, default_store_path
+    from sidecar.trace_view import render_trace
+
+    path = args.store or default_store_path()
+    if args.trace_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.trace_id):
+        print(
+            f"deptmesh trace: {args.trace_id!r} is not a trace id (32 hex digits)", file=sys.stderr
+        )
+        return 1
+    try:
+        with TraceStore(path) as store:
+            if args.last:
+                last = store.last_trace_id()
+                trace_ids, missing = [] if last is None else [last], f"no traces in {path}"
+            elif args.claim is not None:
+                trace_ids = store.trace_ids_of_claim(args.claim)
+                missing = f"no trace of claim {args.claim!r} in {path}"
+            else:
+                trace_ids, missing = [args.trace_id], f"no trace {args.trace_id} in {path}"
+            traces = [spans for spans in map(store.spans_of, trace_ids) if spans]
+    except TraceStoreError as error:
+        print(f"deptmesh trace: {error}", file=sys.stderr)
+        return 1
+    if not traces:
+        print(f"deptmesh trace: {missing}", file=sys.stderr)
+        return 1
+    print("\n\n".join(map(render_trace, traces)))
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"deptmesh {version('deptmesh')}")
     return 0
@@ -89,6 +122,20 @@ def main(argv: Sequence[str] | None = None) -> int:
             default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
             help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
         )
+    trace = commands.add_parser(
+        "trace", help="show one request across departments as a waterfall, from the trace store"
+    )
+    trace.set_defaults(run=_trace)
+    which = trace.add_mutually_exclusive_group(required=True)
+    which.add_argument("trace_id", nargs="?", help="the trace to show (32 hex digits)")
+    which.add_argument("--last", action="store_true", help="the trace that started last")
+    which.add_argument("--claim", metavar="CLAIM_ID", help="every trace about this claim")
+    trace.add_argument(
+        "--store",
+        type=Path,
+        help="the trace store (default $DEPTMESH_TRACE_STORE, else"
+        " $XDG_STATE_HOME/deptmesh/traces.sqlite, else ~/.local/state/deptmesh/traces.sqlite)",
+    )
     args = parser.parse_args(argv)
     result: int = args.run(args)
     return result

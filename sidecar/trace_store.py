@@ -1,0 +1,387 @@
+"""The local trace store: finished spans in one SQLite file per host, no server needed.
+
+`TraceStoreExporter` is an OpenTelemetry `SpanExporter`; put it under the SDK's
+`BatchSpanProcessor`, which calls it from its own thread with batches of spans,
+so a request never waits for the disk:
+
+    provider.add_span_processor(BatchSpanProcessor(TraceStoreExporter()))
+
+Every service on the host may write the same file. The database is in WAL mode
+(readers never block the writer), each batch is one short `BEGIN IMMEDIATE`
+transaction, and a writer that finds the file locked waits up to
+`BUSY_TIMEOUT_S` before giving the batch up. The store keeps at most
+`max_spans` spans: after each batch it drops the oldest traces, found by
+insertion order (`seq`) below `newest seq - max_spans`, so a write costs the
+batch plus the evicted rows, never a scan of the table. A trace is dropped
+whole, so what remains has no holes in the middle.
+
+Tracing fails open: an exporter that cannot write logs why and reports
+`SpanExportResult.FAILURE`; it never raises into the SDK or the call.
+
+`TraceStore` reads what `deptmesh trace` shows: the spans of one trace, the
+latest trace, the traces of one claim.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import structlog
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from opentelemetry.trace import format_span_id, format_trace_id
+
+from sidecar import trace_attributes as attr
+
+__all__ = [
+    "BUSY_TIMEOUT_S",
+    "DEFAULT_MAX_SPANS",
+    "SpanEvent",
+    "SpanRecord",
+    "TraceStore",
+    "TraceStoreError",
+    "TraceStoreExporter",
+    "default_store_path",
+]
+
+_log = structlog.get_logger("deptmesh.sidecar")
+
+DEFAULT_MAX_SPANS = 200_000
+# How long a writer waits for another process's transaction before dropping its batch.
+BUSY_TIMEOUT_S = 5.0
+_WAL_SIZE_LIMIT = 32 * 1024 * 1024
+
+# seq is the rowid: every insert takes max(seq) + 1, so seq is the order spans were
+# stored in and the eviction threshold is a range on the primary key.
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS spans (
+    seq INTEGER PRIMARY KEY,
+    trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL,
+    parent_span_id TEXT,
+    name TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    service TEXT NOT NULL,
+    start_ns INTEGER NOT NULL,
+    end_ns INTEGER NOT NULL,
+    status TEXT NOT NULL,
+    status_description TEXT NOT NULL,
+    claim_id TEXT,
+    attributes TEXT NOT NULL,
+    events TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS spans_by_trace ON spans (trace_id);
+CREATE INDEX IF NOT EXISTS spans_by_start ON spans (start_ns);
+CREATE INDEX IF NOT EXISTS spans_by_claim ON spans (claim_id) WHERE claim_id IS NOT NULL;
+"""
+_COLUMNS = (
+    "trace_id, span_id, parent_span_id, name, kind, service, start_ns, end_ns,"
+    " status, status_description, claim_id, attributes, events"
+)
+_INSERT = f"INSERT INTO spans ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+# Every trace with a span at or below the threshold goes, whole. NOT INDEXED keeps
+# the planner on the rowid range (the rows about to go) rather than a scan of the
+# covering trace index, which would read the whole table.
+_EVICT = """
+DELETE FROM spans WHERE trace_id IN (
+    SELECT DISTINCT trace_id FROM spans NOT INDEXED WHERE seq <= ?
+)
+"""
+# A root is a server or client span whose parent is not in the store: the start
+# of the trace, or the first hop this host saw of a trace that began elsewhere.
+_LAST_TRACE = """
+SELECT s.trace_id FROM spans AS s
+WHERE s.kind IN ('server', 'client')
+  AND (s.parent_span_id IS NULL OR NOT EXISTS (
+      SELECT 1 FROM spans AS p WHERE p.trace_id = s.trace_id AND p.span_id = s.parent_span_id
+  ))
+ORDER BY s.start_ns DESC, s.seq DESC
+LIMIT 1
+"""
+
+
+def default_store_path(environ: Mapping[str, str] | None = None) -> Path:
+    """$DEPTMESH_TRACE_STORE, else $XDG_STATE_HOME/deptmesh/traces.sqlite, else
+    ~/.local/state/deptmesh/traces.sqlite. The exporter creates the directory."""
+    env = os.environ if environ is None else environ
+    if explicit := env.get("DEPTMESH_TRACE_STORE"):
+        return Path(explicit).expanduser()
+    state_home = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return base / "deptmesh" / "traces.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class SpanEvent:
+    name: str
+    time_ns: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SpanRecord:
+    """One stored span. Ids are lowercase hex as OpenTelemetry formats them; kind is
+    `server`, `client`, `internal`, `producer` or `consumer`; status is `UNSET`,
+    `OK` or `ERROR`; attribute values are what JSON gives back (lists for arrays)."""
+
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    name: str
+    kind: str
+    service: str
+    start_ns: int
+    end_ns: int
+    status: str = "UNSET"
+    status_description: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    events: tuple[SpanEvent, ...] = ()
+
+
+class TraceStoreError(Exception):
+    """The trace store is missing or cannot be read."""
+
+
+# Built once: json.dumps with options makes a new encoder per call. default=str: spans
+# built by hand may carry values the SDK would have refused.
+_json = json.JSONEncoder(separators=(",", ":"), default=str).encode
+
+
+def _row(span: ReadableSpan) -> tuple[object, ...]:
+    context = span.context
+    if context is None:
+        raise ValueError(f"span {span.name!r} has no context")
+    attributes = dict(span.attributes or {})
+    claim = attributes.get(attr.CLAIM_ID)
+    # The SDK names a resource without service.name "unknown_service": the span's
+    # own deptmesh.service attribute says more, when it has one.
+    resource_service = str(span.resource.attributes.get("service.name") or "unknown_service")
+    own_service = attributes.get(attr.SERVICE)
+    service = (
+        str(own_service)
+        if own_service and resource_service.startswith("unknown_service")
+        else resource_service
+    )
+    events = [
+        {"name": event.name, "time_ns": event.timestamp, "attributes": dict(event.attributes or {})}
+        for event in span.events
+    ]
+    return (
+        format_trace_id(context.trace_id),
+        format_span_id(context.span_id),
+        None if span.parent is None else format_span_id(span.parent.span_id),
+        span.name,
+        span.kind.name.lower(),
+        service,
+        span.start_time or 0,
+        span.end_time or span.start_time or 0,
+        span.status.status_code.name,
+        span.status.description or "",
+        None if claim is None else str(claim),
+        _json(attributes),
+        _json(events),
+    )
+
+
+class TraceStoreExporter(SpanExporter):
+    """Writes finished spans into the store at `path` (default `default_store_path()`),
+    keeping at most `max_spans` of them."""
+
+    def __init__(
+        self, path: str | Path | None = None, *, max_spans: int = DEFAULT_MAX_SPANS
+    ) -> None:
+        if max_spans < 1:
+            raise ValueError(f"max_spans must be at least 1, got {max_spans}")
+        self._path = Path(path) if path is not None else default_store_path()
+        self._max_spans = max_spans
+        self._lock = threading.Lock()
+        self._connection: sqlite3.Connection | None = None
+        self._shut_down = False
+        self._failing = False
+        with self._lock:
+            self._guarded(self._open)
+
+    @property
+    def path(self) -> Path:
+        return self._path
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            rows = [_row(span) for span in spans]
+        except (ValueError, TypeError) as error:
+            _log.error("trace_store_rejected_batch", spans=len(spans), reason=str(error))
+            return SpanExportResult.FAILURE
+        with self._lock:
+            if self._shut_down:
+                return SpanExportResult.FAILURE
+            written = self._guarded(lambda: self._write(rows))
+        return SpanExportResult.SUCCESS if written else SpanExportResult.FAILURE
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        return True  # every export is committed before it returns
+
+    def shutdown(self) -> None:
+        with self._lock:
+            self._shut_down = True
+            self._close()
+
+    def _open(self) -> sqlite3.Connection:
+        self._path.parent.mkdir(parents=True, exist_ok=True)
+        connection = sqlite3.connect(
+            self._path, isolation_level=None, check_same_thread=False, timeout=BUSY_TIMEOUT_S
+        )
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            # In WAL mode NORMAL cannot corrupt the file; a power cut may lose the last batches.
+            connection.execute("PRAGMA synchronous=NORMAL")
+            # The WAL is reused after each checkpoint; this caps what it keeps on disk.
+            connection.execute(f"PRAGMA journal_size_limit={_WAL_SIZE_LIMIT}")
+            connection.executescript(_SCHEMA)
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+        return connection
+
+    def _write(self, rows: list[tuple[object, ...]]) -> None:
+        connection = self._connection or self._open()
+        with _immediate_transaction(connection):
+            connection.executemany(_INSERT, rows)
+            (newest,) = connection.execute("SELECT max(seq) FROM spans").fetchone()
+            threshold = (newest or 0) - self._max_spans
+            if threshold > 0:
+                connection.execute(_EVICT, (threshold,))
+
+    def _guarded(self, action: Callable[[], object]) -> bool:
+        """Runs action (under the lock); a database or file error is logged and drops
+        the connection, so the next batch starts from a fresh one."""
+        try:
+            action()
+        except (sqlite3.Error, OSError) as error:
+            if not self._failing:
+                _log.error("trace_store_unavailable", path=str(self._path), reason=str(error))
+            self._failing = True
+            self._close()
+            return False
+        if self._failing:
+            _log.info("trace_store_recovered", path=str(self._path))
+        self._failing = False
+        return True
+
+    def _close(self) -> None:
+        if self._connection is not None:
+            with suppress(sqlite3.Error):  # the connection is being given up anyway
+                self._connection.close()
+            self._connection = None
+
+
+@contextmanager
+def _immediate_transaction(connection: sqlite3.Connection) -> Iterator[None]:
+    # IMMEDIATE takes the write lock up front, so waiting for it honours busy_timeout
+    # instead of failing when a read would have to be upgraded to a write.
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        connection.execute("ROLLBACK")
+        raise
+    connection.execute("COMMIT")
+
+
+class TraceStore:
+    """Reads a trace store (read-only; writers keep writing meanwhile)."""
+
+    def __init__(self, path: str | Path) -> None:
+        path = Path(path)
+        if not path.is_file():
+            raise TraceStoreError(f"no trace store at {path}")
+        self._path = path
+        try:
+            self._connection = sqlite3.connect(
+                f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
+            )
+        except sqlite3.Error as error:
+            raise TraceStoreError(f"cannot open the trace store at {path}: {error}") from error
+
+    def spans_of(self, trace_id: str) -> list[SpanRecord]:
+        """The stored spans of one trace, by start time; empty when it is not stored."""
+        rows = self._query(
+            f"SELECT {_COLUMNS} FROM spans WHERE trace_id = ? ORDER BY start_ns, seq",
+            (trace_id.lower(),),
+        )
+        try:
+            return [_record(row) for row in rows]
+        except (ValueError, KeyError, TypeError) as error:
+            raise TraceStoreError(f"a span of {trace_id} in {self._path} is malformed") from error
+
+    def last_trace_id(self) -> str | None:
+        """The trace whose root server or client span started last; None when empty."""
+        rows = self._query(_LAST_TRACE, ())
+        return str(rows[0][0]) if rows else None
+
+    def trace_ids_of_claim(self, claim_id: str) -> list[str]:
+        """Every trace with a span about this claim, the earliest first."""
+        rows = self._query(
+            "SELECT trace_id FROM spans WHERE claim_id = ?"
+            " GROUP BY trace_id ORDER BY min(start_ns)",
+            (claim_id,),
+        )
+        return [str(trace_id) for (trace_id,) in rows]
+
+    def span_count(self) -> int:
+        rows = self._query("SELECT count(*) FROM spans", ())
+        return int(rows[0][0])
+
+    def close(self) -> None:
+        self._connection.close()
+
+    def __enter__(self) -> TraceStore:
+        return self
+
+    def __exit__(
+        self,
+        _type: type[BaseException] | None,
+        _value: BaseException | None,
+        _traceback: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
+        try:
+            return self._connection.execute(sql, parameters).fetchall()
+        except sqlite3.Error as error:
+            raise TraceStoreError(
+                f"cannot read the trace store at {self._path}: {error}"
+            ) from error
+
+
+def _record(row: tuple[Any, ...]) -> SpanRecord:
+    (trace_id, span_id, parent, name, kind, service, start_ns, end_ns) = row[:8]
+    (status, description, _claim, attributes, events) = row[8:]
+    return SpanRecord(
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent,
+        name=name,
+        kind=kind,
+        service=service,
+        start_ns=start_ns,
+        end_ns=end_ns,
+        status=status,
+        status_description=description,
+        attributes=json.loads(attributes),
+        events=tuple(
+            SpanEvent(event["name"], event["time_ns"], event["attributes"])
+            for event in json.loads(events)
+        ),
+    )
