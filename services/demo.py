@@ -13,7 +13,7 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -28,9 +28,11 @@ from registry.consul import ConsulRegistry
 from services import intentions, quota_tiers
 from services.launcher import ServiceProcess
 from services.money import Amount
-from sidecar import client
-from sidecar.identity import IdentitySource
+from sidecar import cli, client
+from sidecar.identity import IdentitySource, own_spiffe_id
 from sidecar.identity_sources import ConsulConnectIdentity
+from sidecar.trace_attributes import CLAIM_ID
+from sidecar.tracing import Tracing, tag_current_call
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
 AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
@@ -53,7 +55,11 @@ def refusal(error: grpc.RpcError) -> str:
 
 
 def start_departments(
-    stack: ExitStack, workdir: Path, consul: str, say: Callable[[str], None] = say
+    stack: ExitStack,
+    workdir: Path,
+    consul: str,
+    say: Callable[[str], None] = say,
+    extra: Sequence[str] = (),
 ) -> None:
     def start(name: str, replica: int = 1) -> None:
         process = stack.enter_context(
@@ -61,7 +67,7 @@ def start_departments(
                 name,
                 [
                     *("--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data"),
-                    *("--consul-address", consul),
+                    *("--consul-address", consul, *extra),
                 ],
                 workdir / f"{name}-{replica}.log",
             )
@@ -83,75 +89,97 @@ def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> No
         time.sleep(0.1)
 
 
-def drive_claim(cache: EndpointCache, identity: IdentitySource) -> bool:
+def drive_claim(cache: EndpointCache, identity: IdentitySource, tracing: Tracing) -> str | None:
+    """The claim's story in one root span, then reads across the replicas; the claim id
+    if it ended PAID."""
     with (
-        client.connect("reimbursement", cache, identity=identity) as claims_channel,
-        client.connect("finance", cache, identity=identity) as finance_channel,
+        client.connect(
+            "reimbursement", cache, identity=identity, tracing=tracing
+        ) as claims_channel,
+        client.connect("finance", cache, identity=identity, tracing=tracing) as finance_channel,
     ):
         claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
         payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
         budgets = finance_pb2_grpc.BudgetServiceStub(finance_channel)
-
-        say(f'1. {CLAIMANT} (Alan Turing) submits {money(AMOUNT)} for "Train to a conference"')
-        claim = claims.SubmitClaim(
-            reimbursement_pb2.SubmitClaimRequest(
-                employee_id=CLAIMANT, amount=AMOUNT, description="Train to a conference"
-            )
-        ).claim
-        say(f"   -> {claim.claim_id} is {state(claim)}")
-
-        say(f"2. {PEER} (Katherine Johnson), a colleague, tries to approve it")
-        try:
-            claims.ApproveClaim(
-                reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=PEER)
-            )
-            say("   -> unexpectedly accepted")
-            return False
-        except grpc.RpcError as error:
-            say(f"   -> refused, {refusal(error)}")
-
-        say(f"3. {MANAGER} (Grace Hopper), Alan's manager as HR says, approves it")
-        claim = claims.ApproveClaim(
-            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
-        ).claim
-        say(f"   -> {state(claim)}: reservation {claim.reservation_id}, payout {claim.payout_id}")
-
-        say("4. Approving it again")
-        try:
-            claims.ApproveClaim(
-                reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
-            )
-            say("   -> unexpectedly accepted")
-            return False
-        except grpc.RpcError as error:
-            say(f"   -> refused, {refusal(error)}")
-
-        say("5. What finance recorded")
-        payout = payments.GetPayout(finance_pb2.GetPayoutRequest(payout_id=claim.payout_id)).payout
-        say(f"   payout {payout.payout_id}: {money(payout.amount)} to {payout.payee_employee_id}")
-        ledger = payments.ListLedgerEntries(
-            finance_pb2.ListLedgerEntriesRequest(cost_center_id="CC-ENG")
-        ).entries
-        for entry in ledger:
-            say(f"   ledger #{entry.entry_id}: {money(entry.amount)} from {entry.cost_center_id}")
-        budget = budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG")).budget
-        say(
-            f"   budget CC-ENG: allocated {money(budget.allocated)}, spent {money(budget.spent)},"
-            f" available {money(budget.available)}"
-        )
+        with tracing.tracer.start_as_current_span("demo: one expense claim"):
+            claim = tell_the_claim(claims, payments, budgets)
+        if claim is None:
+            return None
 
         say("6. Twenty budget reads from here, balanced across the finance replicas")
         for _ in range(20):
             budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG"))
         for address, calls in finance_channel.balancer().call_counts().items():
             say(f"   finance at {address}: {calls} calls")
-        return state(claim) == "PAID" and len(ledger) == 1
+        return claim.claim_id
 
 
-def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource) -> bool:
+def tell_the_claim(
+    claims: reimbursement_pb2_grpc.ReimbursementServiceStub,
+    payments: finance_pb2_grpc.PaymentServiceStub,
+    budgets: finance_pb2_grpc.BudgetServiceStub,
+) -> reimbursement_pb2.Claim | None:
+    """Steps 1 to 5: the claim from submission to payout; the claim if it was paid once."""
+    say(f'1. {CLAIMANT} (Alan Turing) submits {money(AMOUNT)} for "Train to a conference"')
+    claim = claims.SubmitClaim(
+        reimbursement_pb2.SubmitClaimRequest(
+            employee_id=CLAIMANT, amount=AMOUNT, description="Train to a conference"
+        )
+    ).claim
+    say(f"   -> {claim.claim_id} is {state(claim)}")
+    tag_current_call(CLAIM_ID, claim.claim_id)
+
+    say(f"2. {PEER} (Katherine Johnson), a colleague, tries to approve it")
+    try:
+        claims.ApproveClaim(
+            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=PEER)
+        )
+        say("   -> unexpectedly accepted")
+        return None
+    except grpc.RpcError as error:
+        say(f"   -> refused, {refusal(error)}")
+
+    say(f"3. {MANAGER} (Grace Hopper), Alan's manager as HR says, approves it")
+    claim = claims.ApproveClaim(
+        reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+    ).claim
+    say(f"   -> {state(claim)}: reservation {claim.reservation_id}, payout {claim.payout_id}")
+
+    say("4. Approving it again")
+    try:
+        claims.ApproveClaim(
+            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+        )
+        say("   -> unexpectedly accepted")
+        return None
+    except grpc.RpcError as error:
+        say(f"   -> refused, {refusal(error)}")
+
+    say("5. What finance recorded")
+    payout = payments.GetPayout(finance_pb2.GetPayoutRequest(payout_id=claim.payout_id)).payout
+    say(f"   payout {payout.payout_id}: {money(payout.amount)} to {payout.payee_employee_id}")
+    ledger = payments.ListLedgerEntries(
+        finance_pb2.ListLedgerEntriesRequest(cost_center_id="CC-ENG")
+    ).entries
+    for entry in ledger:
+        say(f"   ledger #{entry.entry_id}: {money(entry.amount)} from {entry.cost_center_id}")
+    budget = budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG")).budget
+    say(
+        f"   budget CC-ENG: allocated {money(budget.allocated)}, spent {money(budget.spent)},"
+        f" available {money(budget.available)}"
+    )
+    return claim if state(claim) == "PAID" and len(ledger) == 1 else None
+
+
+def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource, tracing: Tracing) -> str | None:
+    """hr's certificate calls Payout; the id of that trace if finance refused it."""
     say()
     say("7. HR's own certificate tries finance's Payout directly")
-    with client.connect("finance", cache, identity=hr) as channel:
+    with (
+        client.connect("finance", cache, identity=hr, tracing=tracing) as channel,
+        tracing.tracer.start_as_current_span("demo: hr tries to pay") as root,
+    ):
+        trace_id = format(root.get_span_context().trace_id, "032x")
         payments = finance_pb2_grpc.PaymentServiceStub(channel)
         try:
             payments.Payout(
@@ -164,43 +192,77 @@ def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource) -> bool:
             )
         except grpc.RpcError as error:
             say(f"   -> refused, {refusal(error)}")
-            return error.code() is grpc.StatusCode.PERMISSION_DENIED
+            return trace_id if error.code() is grpc.StatusCode.PERMISSION_DENIED else None
     say("   -> unexpectedly accepted")
-    return False
+    return None
 
 
 def main() -> int:
     say("deptmesh demo: one expense claim across three departments")
     say()
-    with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp, ExitStack() as stack:
-        agent = stack.enter_context(DevAgent())
-        say(f"  started consul dev agent on {agent.address}")
-        registry = ConsulRegistry(agent.address)
-        intentions.apply(
-            registry,
-            ("demo-console", "reimbursement", "allow"),
-            ("demo-console", "finance", "allow"),
-        )
-        quota_tiers.apply(registry)
-        say("  intentions, method rules and quota tiers written to Consul (default deny)")
-        start_departments(stack, Path(tmp), agent.address)
-        wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
-        say("  Consul's gRPC health checks pass for all four instances")
-        say()
-        cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
-        # The demo calls as a Connect service of its own, over mTLS like everyone.
-        identity = ConsulConnectIdentity(registry, "demo-console")
-        stack.callback(identity.stop)
-        say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
-        paid = drive_claim(cache, identity)
-        hr_identity = ConsulConnectIdentity(registry, "hr")
-        stack.callback(hr_identity.stop)
-        denied = show_hr_cannot_pay(cache, hr_identity)
-        say()
-    say("stopped every service")
-    ok = paid and denied
+    with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp:
+        store = Path(tmp) / "traces.sqlite"
+        with ExitStack() as stack:
+            claim_id, denied_trace = run_departments(stack, Path(tmp), store)
+        say("stopped every service (their last spans flushed to the trace store)")
+        if claim_id is not None:
+            show_trace(
+                f"8. The claim as on-call sees it: deptmesh trace --claim {claim_id}",
+                ["--claim", claim_id],
+                store,
+            )
+        if denied_trace is not None:
+            show_trace(
+                f"9. The refused payment: deptmesh trace {denied_trace}", [denied_trace], store
+            )
+    ok = claim_id is not None and denied_trace is not None
     say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
     return 0 if ok else 1
+
+
+def run_departments(stack: ExitStack, workdir: Path, store: Path) -> tuple[str | None, str | None]:
+    """Starts Consul and the departments, drives the claim and hr's attempt to pay."""
+    agent = stack.enter_context(DevAgent())
+    say(f"  started consul dev agent on {agent.address}")
+    registry = ConsulRegistry(agent.address)
+    intentions.apply(
+        registry,
+        ("demo-console", "reimbursement", "allow"),
+        ("demo-console", "finance", "allow"),
+    )
+    quota_tiers.apply(registry)
+    say("  intentions, method rules and quota tiers written to Consul (default deny)")
+    start_departments(
+        stack,
+        workdir,
+        agent.address,
+        extra=("--trace-store", str(store), "--log-format", "console"),
+    )
+    wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
+    say("  Consul's gRPC health checks pass for all four instances")
+    say(f"  every call is traced into {store.name}; service logs are in {workdir}")
+    say()
+    cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
+    # The demo calls as a Connect service of its own, over mTLS like everyone.
+    identity = ConsulConnectIdentity(registry, "demo-console")
+    stack.callback(identity.stop)
+    say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
+    tracing = Tracing.start("demo-console", store_path=store, spiffe_id=own_spiffe_id(identity))
+    stack.callback(tracing.shutdown)
+    claim_id = drive_claim(cache, identity, tracing)
+    hr_identity = ConsulConnectIdentity(registry, "hr")
+    stack.callback(hr_identity.stop)
+    hr_tracing = Tracing.start("hr", store_path=store, spiffe_id=own_spiffe_id(hr_identity))
+    stack.callback(hr_tracing.shutdown)
+    denied_trace = show_hr_cannot_pay(cache, hr_identity, hr_tracing)
+    say()
+    return claim_id, denied_trace
+
+
+def show_trace(title: str, arguments: list[str], store: Path) -> None:
+    say()
+    say(title)
+    cli.main(["trace", *arguments, "--store", str(store)])
 
 
 if __name__ == "__main__":
