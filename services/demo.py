@@ -101,7 +101,7 @@ def drive_claim(cache: EndpointCache, identity: IdentitySource, tracing: Tracing
         claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
         payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
         budgets = finance_pb2_grpc.BudgetServiceStub(finance_channel)
-        with tracing.tracer.start_as_current_span("demo: one expense claim"):
+        with tracing.span("demo: one expense claim"):
             claim = tell_the_claim(claims, payments, budgets)
         if claim is None:
             return None
@@ -177,7 +177,7 @@ def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource, tracing: Tracin
     say("7. HR's own certificate tries finance's Payout directly")
     with (
         client.connect("finance", cache, identity=hr, tracing=tracing) as channel,
-        tracing.tracer.start_as_current_span("demo: hr tries to pay") as root,
+        tracing.span("demo: hr tries to pay") as root,
     ):
         trace_id = format(root.get_span_context().trace_id, "032x")
         payments = finance_pb2_grpc.PaymentServiceStub(channel)

@@ -49,7 +49,7 @@ def run_claim(workdir: Path) -> tuple[str, Path, dict[str, str], dict[tuple[str,
         stack.callback(cache.close)
         with (
             client.connect("reimbursement", cache, identity=identity, tracing=tracing) as channel,
-            tracing.tracer.start_as_current_span("expense claim"),
+            tracing.span("expense claim"),
         ):
             claims = reimbursement_pb2_grpc.ReimbursementServiceStub(channel)
             claim = claims.SubmitClaim(

@@ -222,3 +222,29 @@ def test_unsampled_traces_record_nothing_and_calls_still_work():
         assert mesh.spans.get_finished_spans() == ()
     finally:
         mesh.close()
+
+
+@pytest.mark.parametrize(("caller_ratio", "recorded"), [(1.0, True), (0.0, False)])
+def test_the_callers_sampling_decision_is_followed(caller_ratio, recorded):
+    """Parent-based: hr, sampling no new trace of its own, records a call exactly when the
+    caller's trace is recorded."""
+    mesh = Mesh("sync", ratio=0.0)
+    try:
+        mesh.serve(
+            "hr",
+            Hr(),
+            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+            EVERYONE,
+        )
+        mesh.ratio = caller_ratio
+        channel = mesh.connect("hr", "reimbursement", mesh.tracing("reimbursement"))
+        hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+            hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=5
+        )
+        services = {
+            span.resource.attributes["service.name"] for span in mesh.spans.get_finished_spans()
+        }
+        assert services == ({"hr", "reimbursement"} if recorded else set())
+    finally:
+        mesh.close()
