@@ -6,8 +6,9 @@ alternate between the configurations so that drift in the machine hits them
 all alike. Two measures per configuration:
 
 - throughput: calls per second with 32 unary calls in flight;
-- latency: the median of calls made one at a time; a configuration's median
-  minus bare grpc's is the latency the sidecar adds per hop.
+- latency: the median of calls made one at a time, the configurations taking
+  turns call by call; a configuration's median minus bare grpc's is the
+  latency the sidecar adds per hop.
 
     python -m bench.overhead [--rounds N] [--seconds S] [--latency-calls N]
 
@@ -249,14 +250,19 @@ async def _throughput(stub: hr_pb2_grpc.EmployeeServiceStub, seconds: float) -> 
     return done / (time.perf_counter() - started)
 
 
-async def _median_latency_us(stub: hr_pb2_grpc.EmployeeServiceStub, calls: int) -> float:
+async def _median_latencies_us(
+    stubs: dict[str, hr_pb2_grpc.EmployeeServiceStub], calls: int
+) -> dict[str, float]:
+    """Median latency of one call in flight, per configuration. The configurations take
+    turns call by call, so that whatever the machine does meanwhile hits them alike."""
     request = hr_pb2.GetEmployeeRequest(employee_id="E1001")
-    samples = []
+    samples: dict[str, list[float]] = {name: [] for name in stubs}
     for _ in range(calls):
-        started = time.perf_counter_ns()
-        await stub.GetEmployee(request, timeout=10)
-        samples.append((time.perf_counter_ns() - started) / 1000)
-    return statistics.median(samples)
+        for name, stub in stubs.items():
+            started = time.perf_counter_ns()
+            await stub.GetEmployee(request, timeout=10)
+            samples[name].append((time.perf_counter_ns() - started) / 1000)
+    return {name: statistics.median(values) for name, values in samples.items()}
 
 
 async def _measure(
@@ -277,7 +283,9 @@ async def _measure(
     for _ in range(arguments.rounds):
         for name, stub in stubs.items():
             results[name].throughput.append(await _throughput(stub, arguments.seconds))
-            results[name].latency_us.append(await _median_latency_us(stub, arguments.latency_calls))
+        latencies = await _median_latencies_us(stubs, arguments.latency_calls)
+        for name, latency in latencies.items():
+            results[name].latency_us.append(latency)
     for channel in channels.values():
         await channel.close()
     return results
