@@ -70,3 +70,15 @@ class ServiceProcessUnderTest:
     def log_events(self) -> list[str]:
         """The `event` of every JSON log line the service wrote (after it exited)."""
         return [json.loads(line)["event"] for line in self.stderr.splitlines() if line[:1] == "{"]
+
+
+def run_service_until_exit(name: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """`python -m services.<name> --port 0 ARGS...` for a service expected to refuse to
+    start: its exit code and output."""
+    return subprocess.run(
+        [sys.executable, "-m", f"services.{name}", "--port", "0", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )

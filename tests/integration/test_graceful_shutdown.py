@@ -14,7 +14,7 @@ import grpc
 import pytest
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from tests.integration.servers import serve_employee_service
+from tests.integration.servers import run_service_until_exit, serve_employee_service
 
 _SERVING = re.compile(r"^hr serving on (127\.0\.0\.1:\d+)$")
 
@@ -106,16 +106,7 @@ class TestRegistrationFailure:
     def test_unreachable_consul_exits_nonzero_with_a_message(self, tmp_path):
         """A service that cannot reach Consul exits 1 and says why, instead of serving unseen."""
         db = str(tmp_path / "hr.db")
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "services.hr", "--port", "0", "--db", db),
-                *("--consul-address", "127.0.0.1:1"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
+        result = run_service_until_exit("hr", "--db", db, "--consul-address", "127.0.0.1:1")
         assert result.returncode == 1
         assert "consul_unreachable" in result.stderr
         assert "Traceback" not in result.stderr

@@ -7,10 +7,6 @@ runs on the sync and the asyncio server.
 
 from __future__ import annotations
 
-import asyncio
-import json
-import threading
-import time
 import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
@@ -21,19 +17,17 @@ from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
 from sidecar.metrics import MetricsEndpoint, UsageCollector
-from sidecar.quota import parse_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
 from sidecar.usage import LATENCY_BUCKETS_S, Usage
-from tests.aio_servers import AioServerThread
-from tests.security.mtls import CA, channel_as
+from tests.integration.gated_finance import (
+    RESPONSE,
+    MeteredFinance,
+    quota_policy,
+)
+from tests.security.mtls import channel_as
 
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
 REQUEST = finance_pb2.PayoutRequest(memo="metered")
-RESPONSE = finance_pb2.PayoutResponse(payout=finance_pb2.Payout(payout_id="p-1"))
 
 REQUESTS = "deptmesh_rpc_server_requests_total"
 DURATION = "deptmesh_rpc_server_duration_seconds"
@@ -41,68 +35,11 @@ IN_FLIGHT = "deptmesh_rpc_server_in_flight"
 LE = [*(str(bound) for bound in LATENCY_BUCKETS_S), "+Inf"]
 
 
-def quota_policy(**tiers):
-    """Reimbursement in `standard`, everyone else in `default`: burst 2, no refill in a test."""
-    tier = {"rate": 0.001, "burst": 2, "max_in_flight": 10}
-    document = {
-        "tiers": {"standard": tier, "default": tier, **tiers},
-        "default_tier": "default",
-        "services": {"finance": {"callers": {"reimbursement": "standard"}}},
-    }
-    return parse_quota_policy(json.dumps(document))
-
-
-class GatedPayments(finance_pb2_grpc.PaymentServiceServicer):
-    """Payout waits for `gate` (open unless a test closes it), then for `hold_seconds`."""
-
-    def __init__(self) -> None:
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-        self.gate.set()
-        self.hold_seconds = 0.0
-
-    def Payout(self, request, context):
-        self.entered.set()
-        self.gate.wait(10)
-        time.sleep(self.hold_seconds)  # a slow handler, for the latency histogram
-        return RESPONSE
-
-
-class AsyncGatedPayments(GatedPayments):
-    async def Payout(self, request, context):  # type: ignore[override]
-        self.entered.set()
-        await asyncio.to_thread(self.gate.wait, 10)
-        await asyncio.sleep(self.hold_seconds)
-        return RESPONSE
-
-
-class Finance:
-    """An mTLS finance server with usage, quotas and intentions, and its metrics endpoint."""
+class Finance(MeteredFinance):
+    """The metered finance server, and its metrics endpoint."""
 
     def __init__(self, flavour: str) -> None:
-        aio = flavour == "aio"
-        self.handler = AsyncGatedPayments() if aio else GatedPayments()
-        self.policy = quota_policy()
-        self.usage = Usage("finance")
-        access = AccessPolicy(
-            [
-                Intention("reimbursement", "finance", "allow"),
-                Intention("payroll", "finance", "allow"),
-            ],
-            MethodRules({}),
-        )
-        self.server = (AioServerThread if aio else Server)(
-            identity_source=dev_ca_identity(CA, "finance"),
-            authorization=("finance", lambda: access),
-            usage=self.usage,
-            quotas=Quotas("finance", lambda: self.policy, lambda: 1),
-        )
-        self.server.add_service(
-            finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-            finance_pb2_grpc.add_PaymentServiceServicer_to_server,
-            self.handler,
-        )
-        self.address = f"127.0.0.1:{self.server.start('127.0.0.1:0')}"
+        super().__init__(flavour)
         self.endpoint = MetricsEndpoint([self.usage])
 
     def payout(self, caller: str) -> str:

@@ -19,7 +19,7 @@ from sidecar.identity_sources import dev_ca_identity
 from sidecar.policy_sources import FileAccessPolicy
 from sidecar.server import Server
 from tests.aio_servers import AioServerThread
-from tests.integration.servers import wait_for
+from tests.integration.servers import run_service_until_exit, wait_for
 from tests.security.mtls import (
     CA,
     PAYOUT,
@@ -198,15 +198,8 @@ class TestServiceWithPolicyFile:
         path = tmp_path / "policy.json"
         if content is not None:
             write(path, content)
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "services.hr", "--port", "0"),
-                *("--db", str(tmp_path / "hr.db"), "--policy-file", str(path)),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_service_until_exit(
+            "hr", "--db", str(tmp_path / "hr.db"), "--policy-file", str(path)
         )
         assert result.returncode == 2
         assert "--policy-file" in result.stderr
@@ -219,16 +212,10 @@ class TestServiceWithPolicyFile:
         """With a Consul address the policy comes from Consul: a policy file is refused."""
         path = tmp_path / "policy.json"
         intentions.write_policy_file(path)
-        result = subprocess.run(
-            [
-                *(sys.executable, "-m", "services.hr", "--port", "0", "--db"),
-                *(str(tmp_path / "hr.db"), "--policy-file", str(path)),
-                *("--consul-address", "127.0.0.1:1"),
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
+        result = run_service_until_exit(
+            "hr",
+            *("--db", str(tmp_path / "hr.db"), "--policy-file", str(path)),
+            *("--consul-address", "127.0.0.1:1"),
         )
         assert result.returncode == 2
         assert "--policy-file is for running without Consul" in result.stderr

@@ -6,10 +6,7 @@ and the policy in Consul KV are in tests/integration/consul/test_quotas.py.)
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import json
-import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -17,82 +14,20 @@ import pytest
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from google.rpc import error_details_pb2
 
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota import NO_QUOTAS, parse_quota_policy
-from sidecar.quotas import REMAINING_KEY, Quotas
-from sidecar.server import Server
-from sidecar.usage import Usage
-from tests.aio_servers import AioServerThread
+from sidecar.quota import NO_QUOTAS
+from sidecar.quotas import REMAINING_KEY
+from tests.integration.gated_finance import (
+    MeteredFinance,
+    quota_policy,
+)
 from tests.rpc_errors import detail_of, error_reason
 from tests.security.mtls import CA, channel_as
 
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
 
 
-def quota_policy(**tiers):
-    """Reimbursement in `standard`, everyone else in `default`, unless `tiers` say otherwise."""
-    tier = {"rate": 0.001, "burst": 2, "max_in_flight": 10}  # no refill within a test
-    document = {
-        "tiers": {"standard": tier, "default": tier, **tiers},
-        "default_tier": "default",
-        "services": {"finance": {"callers": {"reimbursement": "standard"}}},
-    }
-    return parse_quota_policy(json.dumps(document))
-
-
-class GatedPayments(finance_pb2_grpc.PaymentServiceServicer):
-    """Payout counts its calls; while `gate` is clear each call waits for it."""
-
-    def __init__(self) -> None:
-        self.calls = 0
-        self.entered = threading.Event()
-        self.gate = threading.Event()
-        self.gate.set()
-
-    def Payout(self, request, context):
-        self.calls += 1
-        self.entered.set()
-        self.gate.wait(10)
-        return finance_pb2.PayoutResponse()
-
-
-class AsyncGatedPayments(GatedPayments):
-    async def Payout(self, request, context):  # type: ignore[override]
-        self.calls += 1
-        self.entered.set()
-        await asyncio.to_thread(self.gate.wait, 10)
-        return finance_pb2.PayoutResponse()
-
-
-class Finance:
-    """A finance server with usage metering and quotas, and a policy the test can swap."""
-
-    def __init__(self, flavour: str) -> None:
-        aio = flavour == "aio"
-        self.handler = AsyncGatedPayments() if aio else GatedPayments()
-        self.policy = quota_policy()
-        self.usage = Usage("finance")
-        self.quotas = Quotas("finance", lambda: self.policy, lambda: 1)
-        access = AccessPolicy(
-            [
-                Intention("reimbursement", "finance", "allow"),
-                Intention("payroll", "finance", "allow"),
-            ],
-            MethodRules({}),
-        )
-        self.server = (AioServerThread if aio else Server)(
-            identity_source=dev_ca_identity(CA, "finance"),
-            authorization=("finance", lambda: access),
-            usage=self.usage,
-            quotas=self.quotas,
-        )
-        self.server.add_service(
-            finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],
-            finance_pb2_grpc.add_PaymentServiceServicer_to_server,
-            self.handler,
-        )
-        self.address = f"127.0.0.1:{self.server.start('127.0.0.1:0')}"
+class Finance(MeteredFinance):
+    """The metered finance server, called the ways the quota tests need."""
 
     def payout(self, caller: str = "reimbursement", channel: grpc.Channel | None = None):
         """(response, trailing metadata) of one Payout as `caller`."""

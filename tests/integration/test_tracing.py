@@ -87,6 +87,16 @@ class Mesh:
         self.registry.register(instance_of(service, "127.0.0.1", port))
         self.closers.insert(0, lambda: server.stop(0))
 
+    def serve_hr(self, servicer) -> None:
+        """hr's EmployeeService, open to every caller."""
+        self.serve(
+            "hr",
+            servicer,
+            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+            EVERYONE,
+        )
+
     def connect(self, service: str, caller: str, tracing: Tracing | None):
         channel = client.connect(
             service, self.cache, identity=dev_ca_identity(CA, caller), tracing=tracing
@@ -107,13 +117,7 @@ EVERYONE = AccessPolicy([Intention("*", "hr", "allow")], MethodRules({}))
 def mesh(request):
     mesh = Mesh(request.param)
     hr = AsyncHr() if request.param == "aio" else Hr()
-    mesh.serve(
-        "hr",
-        hr,
-        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-        EVERYONE,
-    )
+    mesh.serve_hr(hr)
     mesh.hr = hr
     yield mesh
     mesh.close()
@@ -207,13 +211,7 @@ def test_unsampled_traces_record_nothing_and_calls_still_work():
     """At a sampling ratio of 0 no span is recorded, and the call is unaffected."""
     mesh = Mesh("sync", ratio=0.0)
     try:
-        mesh.serve(
-            "hr",
-            Hr(),
-            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-            EVERYONE,
-        )
+        mesh.serve_hr(Hr())
         channel = mesh.connect("hr", "reimbursement", mesh.tracing("reimbursement"))
         reply = hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
             hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=5
@@ -230,13 +228,7 @@ def test_the_callers_sampling_decision_is_followed(caller_ratio, recorded):
     caller's trace is recorded."""
     mesh = Mesh("sync", ratio=0.0)
     try:
-        mesh.serve(
-            "hr",
-            Hr(),
-            hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
-            hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
-            EVERYONE,
-        )
+        mesh.serve_hr(Hr())
         mesh.ratio = caller_ratio
         channel = mesh.connect("hr", "reimbursement", mesh.tracing("reimbursement"))
         hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
