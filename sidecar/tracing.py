@@ -98,14 +98,12 @@ class Tracing:
         """An internal span of your own (a root, or a child of the current span), current
         inside the `with`."""
         parent = trace.get_current_span().get_span_context()
-        if not self.records(parent):
-            token = otel_context.attach(trace.set_span_in_context(unrecorded(parent)))
-            try:
-                yield trace.get_current_span()
-            finally:
-                otel_context.detach(token)
-            return
-        with self.tracer.start_as_current_span(name, attributes=attributes) as span:
+        spans = (
+            self.tracer.start_as_current_span(name, attributes=attributes)
+            if self.records(parent)
+            else trace.use_span(unrecorded(parent), end_on_exit=True)
+        )
+        with spans as span:
             yield span
 
     @classmethod
@@ -130,7 +128,11 @@ class Tracing:
         )
         chosen = _exporter(exporter, store_path, otlp_endpoint)
         if chosen is not None:
-            provider.add_span_processor(BatchSpanProcessor(chosen))
+            # Spans reach the exporter within a second; a burst of up to 8192 waits
+            # in the queue rather than being dropped.
+            provider.add_span_processor(
+                BatchSpanProcessor(chosen, max_queue_size=8192, schedule_delay_millis=1000)
+            )
         for processor in processors:
             provider.add_span_processor(processor)
         return cls(provider, service, spiffe_id, sampling_ratio)
