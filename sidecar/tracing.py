@@ -196,8 +196,9 @@ class TraceServerCalls:
             if key in _PROPAGATED and isinstance(value, str)
         }
         parent = PROPAGATOR.extract(headers) if headers else None
-        if not self._tracing.records(trace.get_current_span(parent).get_span_context()):
-            span: trace.Span = unrecorded(trace.get_current_span(parent).get_span_context())
+        parent_span = trace.get_current_span(parent).get_span_context()
+        if not self._tracing.records(parent_span):
+            span: trace.Span = unrecorded(parent_span)
             call.span = span
             call.trace_token = otel_context.attach(trace.set_span_in_context(span, parent))
             return
