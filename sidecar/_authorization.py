@@ -11,14 +11,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import grpc
-from google.protobuf import any_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
 
 from sidecar._chain import Call, Gate
 from sidecar.authorization import AccessPolicy
 from sidecar.caller import current_caller
-from sidecar.errors import ERROR_DOMAIN
+from sidecar.errors import PermissionDenied
 
 PolicySource = Callable[[], AccessPolicy]
 
@@ -35,17 +32,8 @@ class Authorize(Gate):
         return None if decision.allowed else self._denial(caller.spiffe_id, path, decision.rule)
 
     def _denial(self, caller: str, method: str, rule: str) -> grpc.Status:
-        info = error_details_pb2.ErrorInfo(
+        return PermissionDenied(
+            f"{caller or 'caller'} may not call {method}: {rule}",
             reason="ACCESS_DENIED",
-            domain=ERROR_DOMAIN,
             metadata={"caller": caller, "target": f"{self._service}{method}", "rule": rule},
-        )
-        detail = any_pb2.Any()
-        detail.Pack(info)
-        return rpc_status.to_status(
-            status_pb2.Status(
-                code=grpc.StatusCode.PERMISSION_DENIED.value[0],
-                message=f"{caller or 'caller'} may not call {method}: {rule}",
-                details=[detail],
-            )
-        )
+        ).to_status()

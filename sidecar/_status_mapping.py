@@ -48,7 +48,7 @@ def status_of_error(call: Call, error: Exception) -> grpc.Status | None:
     """
     context = call.context
     if isinstance(error, ServiceError):
-        status = rpc_status.to_status(error.to_status_proto())
+        status = error.to_status()
     elif _is_deliberate_abort(error, context):
         call.code = context.code() or grpc.StatusCode.UNKNOWN
         return None

@@ -1,7 +1,8 @@
 """The one error tree of deptmesh services, mapped to gRPC statuses at the boundary.
 
 A handler raises one of these; the server chain's status mapping turns it into
-a status code with google.rpc details (BadRequest, ErrorInfo). Anything else a
+a status code with google.rpc details (BadRequest, ErrorInfo, QuotaFailure,
+RetryInfo); the chain's own refusals are built from the same classes. Anything else a
 handler raises becomes INTERNAL with no detail, so internals never reach a caller.
 """
 
@@ -11,9 +12,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
+from grpc_status import rpc_status
 
 __all__ = [
     "AlreadyExists",
@@ -22,6 +24,7 @@ __all__ = [
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
+    "QuotaExceeded",
     "ServiceError",
     "Unavailable",
 ]
@@ -67,6 +70,10 @@ class ServiceError(Exception):
             container.Pack(detail)
             packed.append(container)
         return status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+
+    def to_status(self) -> grpc.Status:
+        """The status a call ends with for this error."""
+        return rpc_status.to_status(self.to_status_proto())
 
 
 class InvalidArgument(ServiceError):
@@ -114,6 +121,39 @@ class PermissionDenied(ServiceError):
     """The caller may not do this."""
 
     code = grpc.StatusCode.PERMISSION_DENIED
+
+
+class QuotaExceeded(ServiceError):
+    """The caller is over its quota: who (`subject`), which limit, and when to try again."""
+
+    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        subject: str,
+        limit: str,
+        retry_after_seconds: float,
+        reason: str,
+        metadata: Mapping[str, str],
+    ) -> None:
+        super().__init__(message, reason=reason, metadata=metadata)
+        self.subject = subject
+        self.limit = limit
+        self.retry_after_seconds = retry_after_seconds
+
+    def details(self) -> list[Message]:
+        retry = duration_pb2.Duration()
+        retry.FromNanoseconds(max(1_000_000, int(self.retry_after_seconds * 1e9)))
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=self.subject, description=self.limit
+        )
+        return [
+            error_details_pb2.QuotaFailure(violations=[violation]),
+            error_details_pb2.RetryInfo(retry_delay=retry),
+            *super().details(),
+        ]
 
 
 class Unavailable(ServiceError):

@@ -15,14 +15,12 @@ from dataclasses import dataclass
 
 import grpc
 from deptmesh.common.v1 import quota_pb2
-from google.protobuf import any_pb2, descriptor_pool, duration_pb2
-from google.rpc import error_details_pb2, status_pb2
-from grpc_status import rpc_status
+from google.protobuf import descriptor_pool
 
 from sidecar._buckets import BucketKey, CallerBuckets, Limit, Throttle
 from sidecar._chain import Call
 from sidecar.caller import current_caller
-from sidecar.errors import ERROR_DOMAIN
+from sidecar.errors import QuotaExceeded
 from sidecar.quota import NO_QUOTAS, QuotaPolicy, Tier
 
 __all__ = ["REMAINING_KEY", "QuotaNote", "QuotaPolicySource", "Quotas", "method_cost"]
@@ -123,36 +121,15 @@ class Quotas:
         )
         caller = current_caller()
         spiffe_id = caller.spiffe_id or caller.service
-        retry = duration_pb2.Duration()
-        retry.FromNanoseconds(max(1_000_000, int(throttle.retry_after * 1e9)))
-        details = [
-            error_details_pb2.QuotaFailure(
-                violations=[
-                    error_details_pb2.QuotaFailure.Violation(
-                        subject=spiffe_id, description=f"tier {tier.name}: {limit}"
-                    )
-                ]
-            ),
-            error_details_pb2.RetryInfo(retry_delay=retry),
-            error_details_pb2.ErrorInfo(
-                reason="QUOTA_EXCEEDED" if throttle.reason == "rate" else "TOO_MANY_IN_FLIGHT",
-                domain=ERROR_DOMAIN,
-                metadata={
-                    "caller": spiffe_id,
-                    "target": f"{self._service}{call.method.path}",
-                    "tier": tier.name,
-                },
-            ),
-        ]
-        packed = []
-        for detail in details:
-            wrapped = any_pb2.Any()
-            wrapped.Pack(detail)
-            packed.append(wrapped)
-        return rpc_status.to_status(
-            status_pb2.Status(
-                code=grpc.StatusCode.RESOURCE_EXHAUSTED.value[0],
-                message=f"{caller.service} is over its {tier.name} quota: {limit}",
-                details=packed,
-            )
-        )
+        return QuotaExceeded(
+            f"{caller.service} is over its {tier.name} quota: {limit}",
+            subject=spiffe_id,
+            limit=f"tier {tier.name}: {limit}",
+            retry_after_seconds=throttle.retry_after,
+            reason="QUOTA_EXCEEDED" if throttle.reason == "rate" else "TOO_MANY_IN_FLIGHT",
+            metadata={
+                "caller": spiffe_id,
+                "target": f"{self._service}{call.method.path}",
+                "tier": tier.name,
+            },
+        ).to_status()
