@@ -9,7 +9,7 @@ from typing import Literal, TextIO
 import structlog
 from opentelemetry import trace
 
-__all__ = ["add_trace_context", "configure_logging", "escape_control_characters"]
+__all__ = ["add_trace_context", "configure_logging", "escape_control_characters", "printable"]
 
 LogFormat = Literal["json", "console"]
 
@@ -21,6 +21,11 @@ def _escape(character: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
+def printable(text: str) -> str:
+    """`text` with every character that is not printable written as a visible escape."""
+    return text if text.isprintable() else "".join(map(_escape, text))
+
+
 def escape_control_characters(
     _logger: object, _method: str, event_dict: structlog.typing.EventDict
 ) -> structlog.typing.EventDict:
@@ -29,8 +34,8 @@ def escape_control_characters(
     written as a visible escape, so a logged value can neither forge a log line nor
     drive a terminal."""
     for key, value in event_dict.items():
-        if isinstance(value, str) and not value.isprintable():
-            event_dict[key] = "".join(map(_escape, value))
+        if isinstance(value, str):
+            event_dict[key] = printable(value)
     return event_dict
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 import grpc
 
+from sidecar.logs import printable
 from sidecar.quota_report import table
 from sidecar.trace_attributes import (
     CALLEE_SERVICE,
@@ -63,14 +64,14 @@ def render_trace(spans: Sequence[SpanRecord], *, bar_width: int = BAR_WIDTH) -> 
     for depth, span in _tree_order(spans):
         rows.append(
             (
-                _INDENT * depth + _printable(span.service),
-                _printable(_method(span)),
-                _printable(span.kind),
-                _printable(_status(span)),
+                _INDENT * depth + printable(span.service),
+                printable(_method(span)),
+                printable(span.kind),
+                printable(_status(span)),
                 _ms(span.start_ns - origin),
                 _ms(span.end_ns - span.start_ns),
                 "|" + _bar(span.start_ns - origin, span.end_ns - origin, total, bar_width) + "|",
-                _printable(_peer(span)),
+                printable(_peer(span)),
             )
         )
         notes.append(_event_notes(span, origin, _INDENT * (depth + 2)))
@@ -174,7 +175,7 @@ def _event_notes(span: SpanRecord, origin: int, indent: str) -> list[str]:
             continue
         reason = event.attributes.get(REASON) or "(no reason recorded)"
         offset = _ms(event.time_ns - origin)
-        notes.append(f"{indent}! {label}: {_printable(str(reason))}  (+{offset} ms)")
+        notes.append(f"{indent}! {label}: {printable(str(reason))}  (+{offset} ms)")
     return notes
 
 
@@ -184,7 +185,7 @@ def _summary(spans: Sequence[SpanRecord], origin: int, total: int) -> str:
         microseconds=origin % 1_000_000_000 // 1000
     )
     return (
-        f"trace {_printable(spans[0].trace_id)}  {len(spans)} spans  {services} services"
+        f"trace {printable(spans[0].trace_id)}  {len(spans)} spans  {services} services"
         f"  {_ms(total)} ms  started {started.isoformat(timespec='milliseconds')}"
     )
 
@@ -208,14 +209,3 @@ def _right_aligned(rows: list[Row], columns: Sequence[int]) -> list[Row]:
         tuple(cell.rjust(widths[i]) if i in widths else cell for i, cell in enumerate(row))
         for row in rows
     ]
-
-
-def _escape(character: str) -> str:
-    if character.isprintable():
-        return character
-    code = ord(character)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def _printable(text: str) -> str:
-    return text if text.isprintable() else "".join(map(_escape, text))

@@ -68,16 +68,16 @@ class Usage:
         response_bytes = call.response.ByteSize() if isinstance(call.response, Message) else 0
         note = call.quota
         path = call.method.path
-        key = (caller_name, path, call.code)
+        flight = (caller_name, path)
         with self._lock:
-            left = self._in_flight[(caller_name, path)] - 1
+            left = self._in_flight[flight] - 1
             if left:
-                self._in_flight[(caller_name, path)] = left
+                self._in_flight[flight] = left
             else:
-                del self._in_flight[(caller_name, path)]
-            record = self._records.get(key)
+                del self._in_flight[flight]
+            record = self._records.get((*flight, call.code))
             if record is None:
-                record = self._records[key] = UsageRecord()
+                record = self._records[(*flight, call.code)] = UsageRecord()
             record.calls += 1
             throttled = note is not None and note.throttle is not None
             if throttled and note.shadow:
