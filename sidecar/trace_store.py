@@ -87,15 +87,20 @@ _COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service, start_ns, end_ns,"
     " status, status_description, claim_id, attributes, events"
 )
-# A whole batch is one JSON array of rows, inserted by SQLite in one statement: one
-# round through the sqlite3 module (which releases and retakes the GIL per step)
-# instead of one per span, so the export thread hardly competes with the calls.
-_INSERT_BATCH = f"""
-INSERT INTO spans ({_COLUMNS})
-SELECT {", ".join(f"json_extract(value, '$[{n}]')" for n in range(11))},
-       json(json_extract(value, '$[11]')), json(json_extract(value, '$[12]'))
-FROM json_each(?)
-"""
+# A batch is inserted by one statement with a row of values per span: one step through
+# the sqlite3 module, which releases and retakes the GIL per step, instead of one per
+# span, so the export thread hardly competes with the calls for the GIL. (A JSON
+# array unpacked by json_each was measured 3x slower; executemany steps per row.)
+_COLUMN_COUNT = len(_COLUMNS.split(","))
+_ROW_VALUES = "(" + ", ".join("?" * _COLUMN_COUNT) + ")"
+# At most this many rows per statement (fewer if SQLite allows fewer variables).
+_ROWS_PER_STATEMENT = 512
+
+
+def _insert(rows: int) -> str:
+    return f"INSERT INTO spans ({_COLUMNS}) VALUES " + ", ".join([_ROW_VALUES] * rows)
+
+
 # Every trace with a span at or below the threshold goes, whole. NOT INDEXED keeps
 # the planner on the rowid range (the rows about to go) rather than a scan of the
 # covering trace index, which would read the whole table.
@@ -199,8 +204,8 @@ def _row(span: ReadableSpan) -> list[object]:
         status.status_code.name,
         status.description or "",
         None if claim is None else str(claim),
-        attributes,
-        events,
+        _json(attributes),
+        _json(events),
     ]
 
 
@@ -217,6 +222,7 @@ class TraceStoreExporter(SpanExporter):
         self._max_spans = max_spans
         self._lock = threading.Lock()
         self._connection: sqlite3.Connection | None = None
+        self._rows_per_statement = _ROWS_PER_STATEMENT
         self._shut_down = False
         self._failing = False
         with self._lock:
@@ -228,7 +234,7 @@ class TraceStoreExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
-            batch = _json([_row(span) for span in spans])
+            batch = [value for span in spans for value in _row(span)]
         except (ValueError, TypeError) as error:
             _log.error("trace_store_rejected_batch", spans=len(spans), reason=str(error))
             return SpanExportResult.FAILURE
@@ -261,13 +267,19 @@ class TraceStoreExporter(SpanExporter):
         except BaseException:
             connection.close()
             raise
+        variables = connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER)
+        self._rows_per_statement = min(_ROWS_PER_STATEMENT, variables // _COLUMN_COUNT)
         self._connection = connection
         return connection
 
-    def _write(self, batch: str) -> None:
+    def _write(self, batch: list[object]) -> None:
+        """Stores the rows' values, `batch` (the rows one after the other)."""
         connection = self._connection or self._open()
+        step = self._rows_per_statement * _COLUMN_COUNT
         with _immediate_transaction(connection):
-            connection.execute(_INSERT_BATCH, (batch,))
+            for first in range(0, len(batch), step):
+                values = batch[first : first + step]
+                connection.execute(_insert(len(values) // _COLUMN_COUNT), values)
             (newest,) = connection.execute("SELECT max(seq) FROM spans").fetchone()
             threshold = (newest or 0) - self._max_spans
             if threshold > 0:
