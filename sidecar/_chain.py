@@ -58,7 +58,6 @@ class Call:
         "response",
         "span",
         "started_ns",
-        "trace_token",
         "trailing",
     )
 
@@ -80,9 +79,8 @@ class Call:
         self.quota: Any = None
         # The status a stage refused the call with, if one did.
         self.refusal: grpc.Status | None = None
-        # The call's server span and the token that restores the tracing context.
+        # The call's server span.
         self.span: Any = None
-        self.trace_token: Any = None
 
 
 class Status(
@@ -118,11 +116,28 @@ class Gate:
         return None
 
 
+def _acts_at_finish(stage: Stage) -> bool:
+    """False for a Gate that keeps Gate's finish, which does nothing."""
+    finish: object = type(stage).finish
+    return finish is not Gate.finish
+
+
 class Chain:
     """The stages of one server, run in order at the start and in reverse at the end."""
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         self._stages = tuple(stages)
+        # Bound once, not per call: each stage's start, and for every number of
+        # stages a call entered, the finishes to run (reversed, without Gates' no-ops).
+        self._starts = tuple(stage.start for stage in self._stages)
+        self._finishes_after = [
+            tuple(
+                stage.finish
+                for stage in reversed(self._stages[:entered])
+                if _acts_at_finish(stage)
+            )
+            for entered in range(len(self._stages) + 1)
+        ]
 
     def open(
         self, method: RpcMethod, context: Any, request: Any
@@ -132,18 +147,19 @@ class Chain:
         A refused call is already finished for the stages that let it through.
         """
         call = Call(method, context, None if method.request_streaming else request)
-        for stage in self._stages:
-            refusal = stage.start(call)
+        for entered, start in enumerate(self._starts):
+            refusal = start(call)
             if refusal is not None:
+                call.entered = entered
                 call.code = refusal.code
                 call.refusal = refusal
                 self.finish(call)
                 return call, refusal
-            call.entered += 1
+        call.entered = len(self._starts)
         if call.trailing:
             context.set_trailing_metadata(call.trailing)
         return call, None
 
     def finish(self, call: Call) -> None:
-        for stage in reversed(self._stages[: call.entered]):
-            stage.finish(call)
+        for finish in self._finishes_after[call.entered]:
+            finish(call)

@@ -36,6 +36,7 @@ from types import TracebackType
 from typing import Any
 
 import structlog
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
@@ -171,6 +172,22 @@ _json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _KINDS = {kind: kind.name.lower() for kind in SpanKind}
 
 
+# A process's spans share one resource, so its service is looked up once. Keyed by
+# id(), the resource kept alive beside it (Resource hashes by JSON-encoding itself).
+_services_of_resources: dict[int, tuple[Resource, str]] = {}
+
+
+def _resource_service(resource: Resource) -> str:
+    known = _services_of_resources.get(id(resource))
+    if known is not None:
+        return known[1]
+    service = str(resource.attributes.get("service.name") or "unknown_service")
+    if len(_services_of_resources) >= 16:
+        _services_of_resources.clear()
+    _services_of_resources[id(resource)] = (resource, service)
+    return service
+
+
 def _row(span: ReadableSpan) -> list[object]:
     context = span.context
     if context is None:
@@ -179,17 +196,27 @@ def _row(span: ReadableSpan) -> list[object]:
     claim = attributes.get(attr.CLAIM_ID)
     # The SDK names a resource without service.name "unknown_service": the span's
     # own deptmesh.service attribute says more, when it has one.
-    resource_service = str(span.resource.attributes.get("service.name") or "unknown_service")
+    resource_service = _resource_service(span.resource)
     own_service = attributes.get(attr.SERVICE)
     service = (
         str(own_service)
         if own_service and resource_service.startswith("unknown_service")
         else resource_service
     )
-    events = [
-        {"name": event.name, "time_ns": event.timestamp, "attributes": dict(event.attributes or {})}
-        for event in span.events
-    ]
+    events = (
+        _json(
+            [
+                {
+                    "name": event.name,
+                    "time_ns": event.timestamp,
+                    "attributes": dict(event.attributes or {}),
+                }
+                for event in span.events
+            ]
+        )
+        if span.events
+        else "[]"
+    )
     status = span.status
     parent = span.parent
     return [
@@ -205,7 +232,7 @@ def _row(span: ReadableSpan) -> list[object]:
         status.description or "",
         None if claim is None else str(claim),
         _json(attributes),
-        _json(events),
+        events,
     ]
 
 

@@ -16,6 +16,7 @@ throttled call has an event saying why.
 
 from __future__ import annotations
 
+import functools
 import random
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import (
+    INVALID_SPAN_CONTEXT,
     NonRecordingSpan,
     SpanContext,
     SpanKind,
@@ -214,6 +216,13 @@ def unrecorded(parent: SpanContext) -> NonRecordingSpan:
     )
 
 
+def _make_current(span: trace.Span, parent: otel_context.Context | None) -> None:
+    # Not detached when the call ends: like every per-call context variable of the
+    # chain (see _chain.py), the next call on this thread or task sets it again.
+    otel_context.attach(trace.set_span_in_context(span, parent))
+
+
+@functools.lru_cache(maxsize=1024)  # one entry per client connection, parsed once
 def _peer(peer: str) -> tuple[str, int]:
     """('127.0.0.1', 5555) from grpc's 'ipv4:127.0.0.1:5555' (or ipv6:[::1]:5555)."""
     _, _, address = peer.partition(":")
@@ -235,12 +244,17 @@ class TraceServerCalls:
             for key, value in context.invocation_metadata() or ()
             if key in _PROPAGATED and isinstance(value, str)
         }
+        # Without trace headers the span starts a trace: no other span is its parent.
         parent = PROPAGATOR.extract(headers) if headers else None
-        parent_span = trace.get_current_span(parent).get_span_context()
+        parent_span = (
+            trace.get_current_span(parent).get_span_context()
+            if parent is not None
+            else INVALID_SPAN_CONTEXT
+        )
         if not self._tracing.records(parent_span):
             span: trace.Span = unrecorded(parent_span)
             call.span = span
-            call.trace_token = otel_context.attach(trace.set_span_in_context(span, parent))
+            _make_current(span, parent)
             return
         method = call.method
         host, port = _peer(context.peer())
@@ -260,11 +274,9 @@ class TraceServerCalls:
         left = remaining_seconds()
         if left is not None:
             attributes[attr.DEADLINE_REMAINING] = round(left, 6)
-        span = self._tracing.record(
-            f"{method.service}/{method.name}", parent_span, SpanKind.SERVER, attributes
-        )
+        span = self._tracing.record(method.path[1:], parent_span, SpanKind.SERVER, attributes)
         call.span = span
-        call.trace_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        _make_current(span, parent)
 
     def finish(self, call: Call) -> None:
         span = call.span
@@ -282,7 +294,6 @@ class TraceServerCalls:
             if code in _SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
         span.end()
-        otel_context.detach(call.trace_token)
 
 
 class ClientSpan:

@@ -92,22 +92,19 @@ class Usage:
             record.latency_ms_max = max(record.latency_ms_max, latency_s * 1e3)
             record.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
         if self._access_log is not None:
-            trace_id = span_id = ""
-            if call.span is not None:
-                context = call.span.get_span_context()
-                trace_id, span_id = (
-                    format(context.trace_id, "032x"),
-                    format(context.span_id, "016x"),
+            context = call.span.get_span_context() if call.span is not None else None
+            self._access_log.record(
+                (
+                    time.time(),
+                    caller_name,
+                    path,
+                    call.code,
+                    round(latency_s * 1e3, 3),
+                    request_bytes,
+                    response_bytes,
+                    0 if context is None else context.trace_id,
+                    0 if context is None else context.span_id,
                 )
-            self._access_log.write(
-                caller=caller_name,
-                method=path,
-                status=call.code.name,
-                duration_ms=round(latency_s * 1e3, 3),
-                request_bytes=request_bytes,
-                response_bytes=response_bytes,
-                trace_id=trace_id,
-                span_id=span_id,
             )
 
     def in_flight(self) -> dict[tuple[str, str], int]:
