@@ -132,9 +132,7 @@ class Chain:
         self._starts = tuple(stage.start for stage in self._stages)
         self._finishes_after = [
             tuple(
-                stage.finish
-                for stage in reversed(self._stages[:entered])
-                if _acts_at_finish(stage)
+                stage.finish for stage in reversed(self._stages[:entered]) if _acts_at_finish(stage)
             )
             for entered in range(len(self._stages) + 1)
         ]
