@@ -315,7 +315,7 @@ def _report(results: dict[str, Measured]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.overhead")
-    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=9)
     parser.add_argument("--seconds", type=float, default=2.0, help="per throughput round")
     parser.add_argument("--latency-calls", type=int, default=1000, help="per latency round")
     arguments, rest = parser.parse_known_args()

@@ -1,35 +1,31 @@
 """The access log: one JSON line per call, written without slowing the call down.
 
 Every other log line goes through structlog (sidecar/logs.py). The access event
-is on every call, so it is kept off the call's path: the call appends its
-fields to a queue (a fraction of a microsecond) and a thread formats the lines
-and writes them to the file twice a second, and when the log is closed.
-structlog's processor chain costs about 13 µs per event on this machine, and
-even formatting on the call's path (about 3 µs) showed in bench/overhead.py.
-The line is JSON with the fields a structlog line has (event, level,
-timestamp, trace_id, span_id) plus caller, method, status, duration_ms,
-request_bytes and response_bytes; the two text fields are escaped by
-json.dumps.
+is on every call, so it is kept off the call's path: the metering stage
+(sidecar/usage.py) queues each ended call and hands them here in batches, from
+its drain thread, twice a second. structlog's processor chain costs about 13 µs
+per event on this machine, and even formatting on the call's path (about 3 µs)
+showed in bench/overhead.py. The line is JSON with the fields a structlog line
+has (event, level, timestamp, trace_id, span_id) plus caller, method, status,
+duration_ms, request_bytes and response_bytes; the two text fields are escaped
+by json.dumps.
 """
 
 from __future__ import annotations
 
-import atexit
-import collections
 import json
 import threading
 import time
+from collections.abc import Iterable
 from typing import TextIO
 
 import grpc
 
 __all__ = ["AccessLog"]
 
-_FLUSH_SECONDS = 0.5
-
-# What a call leaves for the writer: (unix time, caller, method, status,
-# duration_ms, request_bytes, response_bytes, trace_id, span_id); ids as ints, 0 for none.
-Entry = tuple[float, str, str, grpc.StatusCode, float, int, int, int, int]
+# One ended call: (unix time, caller, method, status, duration_ns, request_bytes,
+# response_bytes, trace_id, span_id); ids as ints, 0 for none.
+Entry = tuple[float, str, str, grpc.StatusCode, int, int, int, int, int]
 
 
 class _Formatter:
@@ -43,13 +39,13 @@ class _Formatter:
         self._second_text = ""
 
     def line(self, entry: Entry) -> str:
-        when, caller, method, status, duration_ms, request_bytes, response_bytes = entry[:7]
+        when, caller, method, status, duration_ns, request_bytes, response_bytes = entry[:7]
         trace_id, span_id = entry[7:]
         trace_hex, span_hex = (f"{trace_id:032x}", f"{span_id:016x}") if trace_id else ("", "")
         return (
             f'{{"event": "call", "level": "info", "timestamp": "{self._timestamp(when)}",'
             f' "caller": {self._quote(caller)}, "method": {self._quote(method)},'
-            f' "status": "{status.name}", "duration_ms": {duration_ms},'
+            f' "status": "{status.name}", "duration_ms": {round(duration_ns / 1e6, 3)},'
             f' "request_bytes": {request_bytes}, "response_bytes": {response_bytes},'
             f' "trace_id": "{trace_hex}", "span_id": "{span_hex}"}}\n'
         )
@@ -74,36 +70,13 @@ class AccessLog:
 
     def __init__(self, file: TextIO) -> None:
         self._file = file
-        # deque.append and popleft are atomic: calls never wait for the writer.
-        self._pending: collections.deque[Entry] = collections.deque()
-        self._lock = threading.Lock()  # one writer at a time: the thread, flush(), close()
-        self._closed = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_often, name="access-log", daemon=True)
-        self._flusher.start()
-        atexit.register(self.close)
+        self._lock = threading.Lock()  # the lines of one batch stay together
 
-    def record(self, entry: Entry) -> None:
-        """Queues one call's event; it reaches the file within half a second."""
-        self._pending.append(entry)
-
-    def flush(self) -> None:
-        """Writes every queued event to the file now."""
+    def write(self, entries: Iterable[Entry]) -> None:
+        """Writes the events of a batch of ended calls and flushes them to the file."""
+        line = _Formatter().line
+        text = "".join([line(entry) for entry in entries])
         with self._lock:
-            if self._file.closed:
-                return
-            lines = []
-            pending = self._pending
-            line = _Formatter().line
-            while pending:
-                lines.append(line(pending.popleft()))
-            self._file.write("".join(lines))
-            self._file.flush()
-
-    def close(self) -> None:
-        """Writes what is queued; the file stays open for its owner to close."""
-        self._closed.set()
-        self.flush()
-
-    def _flush_often(self) -> None:
-        while not self._closed.wait(_FLUSH_SECONDS):
-            self.flush()
+            if text and not self._file.closed:
+                self._file.write(text)
+                self._file.flush()

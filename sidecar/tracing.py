@@ -45,9 +45,9 @@ from opentelemetry.trace import (
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 from sidecar import trace_attributes as attr
-from sidecar._chain import Call
+from sidecar._chain import Call, RpcMethod
 from sidecar._recorded_span import RecordedSpan
-from sidecar.caller import CURRENT_CALLER
+from sidecar.caller import CURRENT_CALLER, Caller
 from sidecar.deadline import remaining_seconds
 
 __all__ = ["ClientSpan", "Exporter", "TraceServerCalls", "Tracing", "client_span"]
@@ -199,6 +199,8 @@ def _exporter(kind: Exporter, store_path: Path | None, endpoint: str | None) -> 
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+# Distinct (method, caller) pairs whose span attributes are kept ready.
+_KNOWN_ATTRIBUTE_SETS = 4096
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 
 
@@ -236,6 +238,28 @@ class TraceServerCalls:
     def __init__(self, tracing: Tracing, own_spiffe_id: str) -> None:
         self._tracing = tracing
         self._own_spiffe_id = own_spiffe_id
+        # (method, caller SPIFFE ID) -> the attributes every such span starts with.
+        self._attributes: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def _attributes_of(self, method: RpcMethod, caller: Caller | None) -> dict[str, Any]:
+        """A new dict of the span attributes that depend only on the method and the caller."""
+        key = (method.path, "" if caller is None else caller.spiffe_id)
+        known = self._attributes.get(key)
+        if known is None:
+            known = {
+                "rpc.system": "grpc",
+                "rpc.service": method.service,
+                "rpc.method": method.name,
+                attr.CALLEE_SPIFFE_ID: self._own_spiffe_id,
+            }
+            if caller is not None:
+                known[attr.CALLER_SERVICE] = caller.service
+                known[attr.CALLER_SPIFFE_ID] = caller.spiffe_id
+                known[attr.CALLER_DEPARTMENT] = caller.department
+            if len(self._attributes) >= _KNOWN_ATTRIBUTE_SETS:
+                self._attributes.clear()  # more callers than expected: start over
+            self._attributes[key] = known
+        return known.copy()
 
     def start(self, call: Call) -> None:
         context = call.context
@@ -257,20 +281,9 @@ class TraceServerCalls:
             _make_current(span, parent)
             return
         method = call.method
-        host, port = _peer(context.peer())
-        attributes: dict[str, Any] = {
-            "rpc.system": "grpc",
-            "rpc.service": method.service,
-            "rpc.method": method.name,
-            "network.peer.address": host,
-            "network.peer.port": port,
-            attr.CALLEE_SPIFFE_ID: self._own_spiffe_id,
-        }
         caller = CURRENT_CALLER.get()
-        if caller is not None:
-            attributes[attr.CALLER_SERVICE] = caller.service
-            attributes[attr.CALLER_SPIFFE_ID] = caller.spiffe_id
-            attributes[attr.CALLER_DEPARTMENT] = caller.department
+        attributes = self._attributes_of(method, caller)
+        attributes["network.peer.address"], attributes["network.peer.port"] = _peer(context.peer())
         left = remaining_seconds()
         if left is not None:
             attributes[attr.DEADLINE_REMAINING] = round(left, 6)

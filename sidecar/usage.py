@@ -5,13 +5,18 @@ denied and throttled ones included: calls, throttled (and shadow-throttled)
 calls, errors, request and response bytes, latency (a histogram, for
 Prometheus), and the calls in flight. With an `access_log` it also writes one
 event per call there (sidecar/access_log.py), with the trace and span ids of
-the call's server span. Counting is a dict update under a lock; reading takes a
-snapshot.
+the call's server span.
+
+A call's end is one append to a queue; counting and logging happen in batches
+on the drain thread (sidecar/_drainer.py) twice a second, and before every
+read, so what `snapshot()` and `in_flight()` return includes every call that
+has ended.
 """
 
 from __future__ import annotations
 
 import bisect
+import collections
 import threading
 import time
 from dataclasses import dataclass, field
@@ -21,13 +26,18 @@ import grpc
 from google.protobuf.message import Message
 
 from sidecar._chain import Call
-from sidecar.access_log import AccessLog
+from sidecar._drainer import drain_periodically
+from sidecar.access_log import AccessLog, Entry
 from sidecar.caller import CURRENT_CALLER
 
 __all__ = ["LATENCY_BUCKETS_S", "Usage", "UsageRecord"]
 
 # Upper bounds of the latency histogram, in seconds (Prometheus's defaults).
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+_LATENCY_BUCKETS_NS = tuple(round(bound * 1e9) for bound in LATENCY_BUCKETS_S)
+
+# What the quota stage decided for an ended call.
+_WITHIN, _THROTTLED, _SHADOW_THROTTLED = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -50,71 +60,90 @@ class Usage:
     def __init__(self, service: str, *, access_log: AccessLog | None = None) -> None:
         self.service = service
         self._access_log = access_log
-        self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
         self._in_flight: dict[tuple[str, str], int] = {}
-        self._lock = threading.Lock()
+        self._in_flight_lock = threading.Lock()
+        # Ended calls not yet counted: deque.append is atomic, so a call never waits.
+        self._ended: collections.deque[tuple[Entry, int]] = collections.deque()
+        self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
+        self._records_lock = threading.Lock()  # one drain at a time; readers see whole batches
+        drain_periodically(self)
 
     def start(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
         key = ("" if caller is None else caller.service, call.method.path)
-        with self._lock:
+        with self._in_flight_lock:
             self._in_flight[key] = self._in_flight.get(key, 0) + 1
 
     def finish(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
-        caller_name = "" if caller is None else caller.service
-        latency_s = (time.perf_counter_ns() - call.started_ns) / 1e9
-        request_bytes = call.request.ByteSize() if isinstance(call.request, Message) else 0
-        response_bytes = call.response.ByteSize() if isinstance(call.response, Message) else 0
         note = call.quota
-        path = call.method.path
-        flight = (caller_name, path)
-        with self._lock:
-            left = self._in_flight[flight] - 1
-            if left:
-                self._in_flight[flight] = left
-            else:
-                del self._in_flight[flight]
-            record = self._records.get((*flight, call.code))
-            if record is None:
-                record = self._records[(*flight, call.code)] = UsageRecord()
-            record.calls += 1
-            throttled = note is not None and note.throttle is not None
-            if throttled and note.shadow:
-                record.shadow_throttled += 1  # it ran, and may have failed as well
-            if throttled and not note.shadow:
-                record.throttled += 1
-            elif call.code is not grpc.StatusCode.OK:
-                record.errors += 1
-            record.request_bytes += request_bytes
-            record.response_bytes += response_bytes
-            record.latency_ms_total += latency_s * 1e3
-            record.latency_ms_max = max(record.latency_ms_max, latency_s * 1e3)
-            record.latency_counts[bisect.bisect_left(LATENCY_BUCKETS_S, latency_s)] += 1
-        if self._access_log is not None:
-            context = call.span.get_span_context() if call.span is not None else None
-            self._access_log.record(
-                (
-                    time.time(),
-                    caller_name,
-                    path,
-                    call.code,
-                    round(latency_s * 1e3, 3),
-                    request_bytes,
-                    response_bytes,
-                    0 if context is None else context.trace_id,
-                    0 if context is None else context.span_id,
-                )
-            )
+        span = call.span
+        context = None if span is None else span.get_span_context()
+        entry: Entry = (
+            time.time(),
+            "" if caller is None else caller.service,
+            call.method.path,
+            call.code,
+            time.perf_counter_ns() - call.started_ns,
+            call.request.ByteSize() if isinstance(call.request, Message) else 0,
+            call.response.ByteSize() if isinstance(call.response, Message) else 0,
+            0 if context is None else context.trace_id,
+            0 if context is None else context.span_id,
+        )
+        if note is None or note.throttle is None:
+            self._ended.append((entry, _WITHIN))
+        else:
+            self._ended.append((entry, _SHADOW_THROTTLED if note.shadow else _THROTTLED))
+
+    def drain(self) -> None:
+        """Counts the calls that ended since the last drain and writes their access events."""
+        with self._records_lock:
+            ended = self._ended
+            batch = [ended.popleft() for _ in range(len(ended))]
+            if not batch:
+                return
+            with self._in_flight_lock:
+                in_flight = self._in_flight
+                for (_, caller, path, *_rest), _quota in batch:
+                    left = in_flight[(caller, path)] - 1
+                    if left:
+                        in_flight[(caller, path)] = left
+                    else:
+                        del in_flight[(caller, path)]
+            for entry, quota in batch:
+                self._count(entry, quota)
+            if self._access_log is not None:
+                self._access_log.write(entry for entry, _ in batch)
+
+    def _count(self, entry: Entry, quota: int) -> None:
+        _, caller, path, code, duration_ns, request_bytes, response_bytes = entry[:7]
+        record = self._records.get((caller, path, code))
+        if record is None:
+            record = self._records[(caller, path, code)] = UsageRecord()
+        record.calls += 1
+        if quota == _SHADOW_THROTTLED:
+            record.shadow_throttled += 1  # it ran, and may have failed as well
+        if quota == _THROTTLED:
+            record.throttled += 1
+        elif code is not grpc.StatusCode.OK:
+            record.errors += 1
+        record.request_bytes += request_bytes
+        record.response_bytes += response_bytes
+        duration_ms = duration_ns / 1e6
+        record.latency_ms_total += duration_ms
+        record.latency_ms_max = max(record.latency_ms_max, duration_ms)
+        record.latency_counts[bisect.bisect_left(_LATENCY_BUCKETS_NS, duration_ns)] += 1
 
     def in_flight(self) -> dict[tuple[str, str], int]:
         """(caller, method) -> calls running now."""
-        with self._lock:
+        self.drain()
+        with self._in_flight_lock:
             return dict(self._in_flight)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every record so far, JSON-ready, with its caller, method and status."""
-        with self._lock:
+        self.drain()
+        with self._records_lock:
             return [
                 {
                     "caller": caller,

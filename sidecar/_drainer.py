@@ -1,0 +1,51 @@
+"""One background thread that drains the per-call queues of a process, twice a second.
+
+The metering stage (sidecar/usage.py) only appends each ended call to a queue;
+counting it and writing its access-log line happen here, in batches, off the
+calls' path. Queues are drained again at exit so that no line is lost. Objects
+are held weakly: a server that is gone stops being drained.
+"""
+
+from __future__ import annotations
+
+import atexit
+import threading
+import weakref
+from typing import Protocol
+
+__all__ = ["Drainable", "drain_periodically"]
+
+DRAIN_SECONDS = 0.5
+
+
+class Drainable(Protocol):
+    def drain(self) -> None: ...
+
+
+_lock = threading.Lock()
+_drained: weakref.WeakSet[Drainable] = weakref.WeakSet()
+_thread: threading.Thread | None = None
+
+
+def drain_periodically(queue_owner: Drainable) -> None:
+    """Drains `queue_owner` every DRAIN_SECONDS from now on, and at exit."""
+    global _thread
+    with _lock:
+        _drained.add(queue_owner)
+        if _thread is None:
+            _thread = threading.Thread(target=_drain_forever, name="deptmesh-drain", daemon=True)
+            _thread.start()
+            atexit.register(_drain_all)
+
+
+def _drain_all() -> None:
+    with _lock:
+        owners = list(_drained)
+    for owner in owners:
+        owner.drain()
+
+
+def _drain_forever() -> None:
+    stop = threading.Event()  # never set: the thread is a daemon and ends with the process
+    while not stop.wait(DRAIN_SECONDS):
+        _drain_all()

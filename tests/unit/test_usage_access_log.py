@@ -1,0 +1,89 @@
+"""The metering stage's queue: counted before every read, logged once per call, escaped."""
+
+from __future__ import annotations
+
+import contextvars
+import io
+import json
+
+import grpc
+from deptmesh.hr.v1 import hr_pb2
+
+from sidecar._chain import Call, RpcMethod
+from sidecar.access_log import AccessLog
+from sidecar.caller import CURRENT_CALLER, Caller
+from sidecar.usage import Usage
+
+GET_EMPLOYEE = RpcMethod(
+    "/deptmesh.hr.v1.EmployeeService/GetEmployee",
+    "deptmesh.hr.v1.EmployeeService",
+    "GetEmployee",
+    request_streaming=False,
+    response_streaming=False,
+)
+
+
+def _run_call(usage: Usage, caller: Caller, code: grpc.StatusCode) -> None:
+    """One call through the stage as the chain runs it: start, the handler, finish."""
+
+    def call() -> None:
+        CURRENT_CALLER.set(caller)
+        ongoing = Call(GET_EMPLOYEE, None, hr_pb2.GetEmployeeRequest(employee_id="E1001"))
+        usage.start(ongoing)
+        ongoing.response = hr_pb2.GetEmployeeResponse()
+        ongoing.code = code
+        usage.finish(ongoing)
+
+    contextvars.copy_context().run(call)
+
+
+def _lines(log: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in log.getvalue().splitlines()]
+
+
+REIMBURSEMENT = Caller("reimbursement", "spiffe://td/ns/default/dc/dc1/svc/reimbursement", "r")
+
+
+def test_a_call_that_ended_is_counted_by_the_next_read_without_waiting_for_the_drain() -> None:
+    usage = Usage("hr")
+    _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
+    _run_call(usage, REIMBURSEMENT, grpc.StatusCode.NOT_FOUND)
+
+    records = {record["status"]: record for record in usage.snapshot()}
+
+    assert records["OK"]["calls"] == 1
+    assert records["OK"]["request_bytes"] == len(
+        hr_pb2.GetEmployeeRequest(employee_id="E1001").SerializeToString()
+    )
+    assert records["NOT_FOUND"]["errors"] == 1
+    assert usage.in_flight() == {}
+
+
+def test_each_call_is_written_to_the_access_log_once() -> None:
+    log = io.StringIO()
+    usage = Usage("hr", access_log=AccessLog(log))
+    _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
+
+    usage.drain()
+    usage.drain()  # nothing new: nothing written twice
+
+    [line] = _lines(log)
+    assert line["event"] == "call"
+    assert line["caller"] == "reimbursement"
+    assert line["method"] == GET_EMPLOYEE.path
+    assert line["status"] == "OK"
+    assert line["trace_id"] == line["span_id"] == ""  # the call had no span
+    assert str(line["timestamp"]).endswith("Z")
+
+
+def test_control_characters_from_outside_are_escaped_in_the_access_log() -> None:
+    log = io.StringIO()
+    usage = Usage("hr", access_log=AccessLog(log))
+    hostile = Caller('evil"\n{"event": "forged"}\x1b[2J', "spiffe://td/x", "x")
+    _run_call(usage, hostile, grpc.StatusCode.PERMISSION_DENIED)
+
+    usage.drain()
+
+    assert log.getvalue().count("\n") == 1  # one line, whatever the caller's name holds
+    [line] = _lines(log)
+    assert line["caller"] == hostile.service
