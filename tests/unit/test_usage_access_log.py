@@ -5,6 +5,9 @@ from __future__ import annotations
 import contextvars
 import io
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import grpc
 from deptmesh.hr.v1 import hr_pb2
@@ -87,3 +90,22 @@ def test_control_characters_from_outside_are_escaped_in_the_access_log() -> None
     assert log.getvalue().count("\n") == 1  # one line, whatever the caller's name holds
     [line] = _lines(log)
     assert line["caller"] == hostile.service
+
+
+def test_calls_still_queued_when_the_process_exits_are_written(tmp_path) -> None:
+    log_path = tmp_path / "access.log"
+    program = f"""
+from grpc import StatusCode
+from sidecar.access_log import AccessLog
+from sidecar.usage import Usage
+from tests.unit.test_usage_access_log import REIMBURSEMENT, _run_call
+
+usage = Usage("hr", access_log=AccessLog(open({str(log_path)!r}, "a")))
+for _ in range(3):
+    _run_call(usage, REIMBURSEMENT, StatusCode.OK)
+"""  # exits at once: before the drain thread's first turn
+    subprocess.run(
+        [sys.executable, "-c", program], check=True, cwd=Path(__file__).parents[2], timeout=60
+    )
+
+    assert len(log_path.read_text().splitlines()) == 3
