@@ -11,11 +11,16 @@ from __future__ import annotations
 import atexit
 import threading
 import weakref
+from contextlib import suppress
 from typing import Protocol
+
+import structlog
 
 __all__ = ["Drainable", "drain_periodically"]
 
 DRAIN_SECONDS = 0.5
+
+_log = structlog.get_logger("deptmesh.sidecar")
 
 
 class Drainable(Protocol):
@@ -42,7 +47,11 @@ def _drain_all() -> None:
     with _lock:
         owners = list(_drained)
     for owner in owners:
-        owner.drain()
+        try:
+            owner.drain()
+        except Exception:  # noqa: BLE001 -- one failing queue must not stop the others
+            with suppress(Exception):  # nor may the log saying so
+                _log.exception("drain_failed", queue=type(owner).__name__)
 
 
 def _drain_forever() -> None:

@@ -17,11 +17,15 @@ import json
 import threading
 import time
 from collections.abc import Iterable
+from contextlib import suppress
 from typing import TextIO
 
 import grpc
+import structlog
 
 __all__ = ["AccessLog"]
+
+_log = structlog.get_logger("deptmesh.sidecar")
 
 # One ended call: (unix time, caller, method, status, duration_ns, request_bytes,
 # response_bytes, trace_id, span_id); ids as ints, 0 for none.
@@ -71,12 +75,26 @@ class AccessLog:
     def __init__(self, file: TextIO) -> None:
         self._file = file
         self._lock = threading.Lock()  # the lines of one batch stay together
+        self._failing = False
 
     def write(self, entries: Iterable[Entry]) -> None:
-        """Writes the events of a batch of ended calls and flushes them to the file."""
+        """Writes the events of a batch of ended calls and flushes them to the file.
+
+        A file that cannot be written (a full disk) loses those lines and says so
+        once; the calls themselves were counted, and serving goes on.
+        """
         line = _Formatter().line
         text = "".join([line(entry) for entry in entries])
         with self._lock:
-            if text and not self._file.closed:
+            if not text or self._file.closed:
+                return
+            try:
                 self._file.write(text)
                 self._file.flush()
+            except OSError as error:
+                if not self._failing:
+                    with suppress(OSError):  # the log may live on the same full disk
+                        _log.error("access_log_write_failed", error=str(error))
+                self._failing = True
+            else:
+                self._failing = False

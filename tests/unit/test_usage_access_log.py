@@ -7,6 +7,7 @@ import io
 import json
 import subprocess
 import sys
+from contextlib import suppress
 from pathlib import Path
 
 import grpc
@@ -109,3 +110,17 @@ for _ in range(3):
     )
 
     assert len(log_path.read_text().splitlines()) == 3
+
+
+def test_an_access_log_on_a_full_disk_loses_its_lines_but_no_count() -> None:
+    full_disk = open("/dev/full", "w")  # noqa: SIM115 -- every write fails with ENOSPC
+    usage = Usage("hr", access_log=AccessLog(full_disk))
+    _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
+    usage.drain()
+    _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
+
+    [record] = usage.snapshot()
+
+    assert record["calls"] == 2
+    with suppress(OSError):  # what is still buffered cannot be written either
+        full_disk.close()
