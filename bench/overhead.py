@@ -8,7 +8,10 @@ all alike. Two measures per configuration:
 - throughput: calls per second with 32 unary calls in flight;
 - latency: the median of calls made one at a time, the configurations taking
   turns call by call; a configuration's median minus bare grpc's is the
-  latency the sidecar adds per hop.
+  latency the sidecar adds per hop;
+- server CPU per call during the throughput rounds (user + system time of the
+  server's process, from /proc), which varies less between runs than
+  throughput on a shared machine.
 
     python -m bench.overhead [--rounds N] [--seconds S] [--latency-calls N]
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -204,6 +208,13 @@ async def _serve(name: str, certs: Path) -> None:
 class Measured:
     throughput: list[float] = field(default_factory=list)
     latency_us: list[float] = field(default_factory=list)
+    cpu_us_per_call: list[float] = field(default_factory=list)
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system time of a process so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _write_certificates(directory: Path) -> tuple[grpc.ChannelCredentials, str]:
@@ -267,6 +278,7 @@ async def _median_latencies_us(
 
 async def _measure(
     addresses: dict[str, str],
+    pids: dict[str, int],
     credentials: grpc.ChannelCredentials,
     target: str,
     arguments: argparse.Namespace,
@@ -282,7 +294,12 @@ async def _measure(
         await _throughput(stub, 0.3)
     for _ in range(arguments.rounds):
         for name, stub in stubs.items():
-            results[name].throughput.append(await _throughput(stub, arguments.seconds))
+            cpu_before = _cpu_seconds(pids[name])
+            throughput = await _throughput(stub, arguments.seconds)
+            calls = throughput * arguments.seconds
+            cpu_us = (_cpu_seconds(pids[name]) - cpu_before) / calls * 1e6
+            results[name].throughput.append(throughput)
+            results[name].cpu_us_per_call.append(cpu_us)
         latencies = await _median_latencies_us(stubs, arguments.latency_calls)
         for name, latency in latencies.items():
             results[name].latency_us.append(latency)
@@ -296,15 +313,23 @@ def _report(results: dict[str, Measured]) -> None:
     baseline = results[baseline_name]
     base_throughput = statistics.median(baseline.throughput)
     base_latency = statistics.median(baseline.latency_us)
+    base_cpu = statistics.median(baseline.cpu_us_per_call)
     print(f"{CONCURRENCY} calls in flight; rounds alternate; medians over rounds")
-    print(f"{'configuration':<14}{'calls/s':>10}{'ratio':>8}{'p50 us':>9}{'added us':>10}")
+    print(
+        f"{'configuration':<14}{'calls/s':>10}{'ratio':>8}{'p50 us':>9}{'added us':>10}"
+        f"{'server cpu us/call':>20}{'added':>7}"
+    )
     summary = {}
     for name, measured in results.items():
         throughput = statistics.median(measured.throughput)
         latency = statistics.median(measured.latency_us)
+        cpu = statistics.median(measured.cpu_us_per_call)
         ratio = throughput / base_throughput
         added = latency - base_latency
-        print(f"{name:<14}{throughput:>10.0f}{ratio:>8.3f}{latency:>9.0f}{added:>10.0f}")
+        print(
+            f"{name:<14}{throughput:>10.0f}{ratio:>8.3f}{latency:>9.0f}{added:>10.0f}"
+            f"{cpu:>20.0f}{cpu - base_cpu:>7.0f}"
+        )
         if name in SUMMARY:
             summary[name] = f"{ratio:.3f}"
         if name == "full":
@@ -328,7 +353,8 @@ def main() -> None:
         servers = {name: _start_server(name, certs) for name in CONFIGURATIONS}
         try:
             addresses = {name: address for name, (_, address) in servers.items()}
-            results = asyncio.run(_measure(addresses, credentials, target, arguments))
+            pids = {name: process.pid for name, (process, _) in servers.items()}
+            results = asyncio.run(_measure(addresses, pids, credentials, target, arguments))
         finally:
             for process, _ in servers.values():
                 assert process.stdin is not None
