@@ -18,7 +18,15 @@ def test_overhead_benchmark_prints_its_summary():
         check=True,
     )
     lines = finished.stdout.strip().splitlines()
-    assert lines[1].split() == ["configuration", "calls/s", "ratio", "p50", "us", "added", "us"]
+    assert lines[1].split() == [
+        "configuration",
+        *("calls/s", "ratio"),
+        *("p50", "us", "added", "us"),
+        *("server", "cpu", "us/call", "added"),
+    ]
+    assert [line.split()[0] for line in lines[2:-1]] == [
+        *("bare", "authz", "quota", "full", "sampled1", "otel_contrib")
+    ]
     ratio = r"\d+\.\d{3}"
     assert re.fullmatch(
         rf"overhead full={ratio} sampled1={ratio} otel_contrib={ratio} p50_added_us=-?\d+",
