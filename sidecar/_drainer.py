@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import atexit
 import threading
+import time
 import weakref
 from contextlib import suppress
 from typing import Protocol
@@ -55,6 +56,6 @@ def _drain_all() -> None:
 
 
 def _drain_forever() -> None:
-    stop = threading.Event()  # never set: the thread is a daemon and ends with the process
-    while not stop.wait(DRAIN_SECONDS):
+    while True:  # a daemon thread: it ends with the process
+        time.sleep(DRAIN_SECONDS)
         _drain_all()

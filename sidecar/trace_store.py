@@ -36,7 +36,6 @@ from types import TracebackType
 from typing import Any
 
 import structlog
-from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
@@ -172,22 +171,6 @@ _json = json.JSONEncoder(separators=(",", ":"), default=str).encode
 _KINDS = {kind: kind.name.lower() for kind in SpanKind}
 
 
-# A process's spans share one resource, so its service is looked up once. Keyed by
-# id(), the resource kept alive beside it (Resource hashes by JSON-encoding itself).
-_services_of_resources: dict[int, tuple[Resource, str]] = {}
-
-
-def _resource_service(resource: Resource) -> str:
-    known = _services_of_resources.get(id(resource))
-    if known is not None:
-        return known[1]
-    service = str(resource.attributes.get("service.name") or "unknown_service")
-    if len(_services_of_resources) >= 16:
-        _services_of_resources.clear()
-    _services_of_resources[id(resource)] = (resource, service)
-    return service
-
-
 def _row(span: ReadableSpan) -> list[object]:
     context = span.context
     if context is None:
@@ -196,7 +179,7 @@ def _row(span: ReadableSpan) -> list[object]:
     claim = attributes.get(attr.CLAIM_ID)
     # The SDK names a resource without service.name "unknown_service": the span's
     # own deptmesh.service attribute says more, when it has one.
-    resource_service = _resource_service(span.resource)
+    resource_service = str(span.resource.attributes.get("service.name") or "unknown_service")
     own_service = attributes.get(attr.SERVICE)
     service = (
         str(own_service)

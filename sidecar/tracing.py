@@ -105,18 +105,10 @@ class Tracing:
         self, name: str, parent: SpanContext, kind: SpanKind, attributes: dict[str, Any]
     ) -> RecordedSpan:
         """A recorded span under `parent` (invalid for a new trace); call `records` first."""
-        valid = parent.is_valid
-        context = SpanContext(
-            parent.trace_id if valid else random.getrandbits(128),
-            random.getrandbits(64),
-            is_remote=False,
-            trace_flags=_SAMPLED,
-            trace_state=parent.trace_state if valid else None,
-        )
         return RecordedSpan(
             name,
-            context,
-            parent if valid else None,
+            _child_context(parent, _SAMPLED),
+            parent if parent.is_valid else None,
             kind,
             attributes,
             resource=self._resource,
@@ -168,13 +160,14 @@ class Tracing:
             sampler=ParentBased(ALWAYS_ON),
         )
         chosen = _exporter(exporter, store_path, otlp_endpoint)
-        every = list(processors)
-        if chosen is not None:
-            # Spans reach the exporter within a second; a burst of up to 8192 waits
-            # in the queue rather than being dropped.
-            every.insert(
-                0, BatchSpanProcessor(chosen, max_queue_size=8192, schedule_delay_millis=1000)
-            )
+        # Spans reach the exporter within a second; a burst of up to 8192 waits in
+        # the queue rather than being dropped.
+        batching = (
+            []
+            if chosen is None
+            else [BatchSpanProcessor(chosen, max_queue_size=8192, schedule_delay_millis=1000)]
+        )
+        every = [*batching, *processors]
         for processor in every:
             provider.add_span_processor(processor)
         return cls(provider, service, spiffe_id, sampling_ratio, every)
@@ -199,23 +192,27 @@ def _exporter(kind: Exporter, store_path: Path | None, endpoint: str | None) -> 
 
 
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_NOT_SAMPLED = TraceFlags(TraceFlags.DEFAULT)
 # Distinct (method, caller) pairs whose span attributes are kept ready.
 _KNOWN_ATTRIBUTE_SETS = 4096
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 
 
+def _child_context(parent: SpanContext, flags: TraceFlags) -> SpanContext:
+    """A new span id in the parent's trace, or in a new trace when `parent` is invalid."""
+    valid = parent.is_valid
+    return SpanContext(
+        parent.trace_id if valid else random.getrandbits(128),
+        random.getrandbits(64),
+        is_remote=False,
+        trace_flags=flags,
+        trace_state=parent.trace_state if valid else None,
+    )
+
+
 def unrecorded(parent: SpanContext) -> NonRecordingSpan:
     """A span that is not recorded: a new span id in the parent's trace, or a new trace."""
-    valid = parent.is_valid
-    return NonRecordingSpan(
-        SpanContext(
-            parent.trace_id if valid else random.getrandbits(128),
-            random.getrandbits(64),
-            is_remote=False,
-            trace_flags=TraceFlags(TraceFlags.DEFAULT),
-            trace_state=parent.trace_state if valid else None,
-        )
-    )
+    return NonRecordingSpan(_child_context(parent, _NOT_SAMPLED))
 
 
 def _make_current(span: trace.Span, parent: otel_context.Context | None) -> None:

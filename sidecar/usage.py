@@ -29,15 +29,13 @@ from sidecar._chain import Call
 from sidecar._drainer import drain_periodically
 from sidecar.access_log import AccessLog, Entry
 from sidecar.caller import CURRENT_CALLER
+from sidecar.quotas import QuotaNote
 
 __all__ = ["LATENCY_BUCKETS_S", "Usage", "UsageRecord"]
 
 # Upper bounds of the latency histogram, in seconds (Prometheus's defaults).
 LATENCY_BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 _LATENCY_BUCKETS_NS = tuple(round(bound * 1e9) for bound in LATENCY_BUCKETS_S)
-
-# What the quota stage decided for an ended call.
-_WITHIN, _THROTTLED, _SHADOW_THROTTLED = 0, 1, 2
 
 
 @dataclass(slots=True)
@@ -63,7 +61,8 @@ class Usage:
         self._in_flight: dict[tuple[str, str], int] = {}
         self._in_flight_lock = threading.Lock()
         # Ended calls not yet counted: deque.append is atomic, so a call never waits.
-        self._ended: collections.deque[tuple[Entry, int]] = collections.deque()
+        # Each with what the quota stage decided for it, if it decided.
+        self._ended: collections.deque[tuple[Entry, QuotaNote | None]] = collections.deque()
         self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
         self._records_lock = threading.Lock()  # one drain at a time; readers see whole batches
         drain_periodically(self)
@@ -76,7 +75,6 @@ class Usage:
 
     def finish(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
-        note = call.quota
         span = call.span
         context = None if span is None else span.get_span_context()
         entry: Entry = (
@@ -90,10 +88,7 @@ class Usage:
             0 if context is None else context.trace_id,
             0 if context is None else context.span_id,
         )
-        if note is None or note.throttle is None:
-            self._ended.append((entry, _WITHIN))
-        else:
-            self._ended.append((entry, _SHADOW_THROTTLED if note.shadow else _THROTTLED))
+        self._ended.append((entry, call.quota))
 
     def drain(self) -> None:
         """Counts the calls that ended since the last drain and writes their access events."""
@@ -104,26 +99,26 @@ class Usage:
                 return
             with self._in_flight_lock:
                 in_flight = self._in_flight
-                for (_, caller, path, *_rest), _quota in batch:
+                for (_, caller, path, *_rest), _note in batch:
                     left = in_flight[(caller, path)] - 1
                     if left:
                         in_flight[(caller, path)] = left
                     else:
                         del in_flight[(caller, path)]
-            for entry, quota in batch:
-                self._count(entry, quota)
+            for entry, note in batch:
+                self._count(entry, note)
             if self._access_log is not None:
                 self._access_log.write(entry for entry, _ in batch)
 
-    def _count(self, entry: Entry, quota: int) -> None:
+    def _count(self, entry: Entry, note: QuotaNote | None) -> None:
         _, caller, path, code, duration_ns, request_bytes, response_bytes = entry[:7]
         record = self._records.get((caller, path, code))
         if record is None:
             record = self._records[(caller, path, code)] = UsageRecord()
         record.calls += 1
-        if quota == _SHADOW_THROTTLED:
+        if note is not None and note.throttle is not None and note.shadow:
             record.shadow_throttled += 1  # it ran, and may have failed as well
-        if quota == _THROTTLED:
+        if note is not None and note.throttled:
             record.throttled += 1
         elif code is not grpc.StatusCode.OK:
             record.errors += 1
