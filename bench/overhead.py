@@ -20,7 +20,11 @@ authorization; `quota`, adding usage metering and quota enforcement; `full`,
 everything a department runs (tracing at 100% to the local trace store, the
 access log to a file, metrics, authorization, quota); `sampled1`, the same at
 1% sampling; `otel_contrib`, bare grpc.aio with opentelemetry-instrumentation-grpc
-alone, for comparison.
+alone, for comparison; `floor`, not a product configuration but the ceiling of
+any chain with the sidecar's duties: one stage that only asks grpc what such a
+chain must ask per call (the peer's certificate for identity, the metadata for
+trace headers, the trailing quota metadata) and sets one context variable,
+deciding nothing.
 
 The last line is for scripts: `overhead full=<ratio> sampled1=<ratio>
 otel_contrib=<ratio> p50_added_us=<n>`: throughput over bare grpc.aio's, and the
@@ -31,8 +35,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextvars
 import json
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -47,6 +53,8 @@ import grpc
 import grpc.aio
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
+from sidecar._aio_chain import AioChainInterceptor
+from sidecar._chain import Call, Chain, Gate
 from sidecar.access_log import AccessLog
 from sidecar.aio_server import AioServer
 from sidecar.authorization import AccessPolicy, Intention, MethodRules
@@ -54,7 +62,7 @@ from sidecar.dev_ca import DevCertificateAuthority
 from sidecar.identity import ServerIdentity
 from sidecar.logs import configure_logging
 from sidecar.quota import parse_quota_policy
-from sidecar.quotas import Quotas
+from sidecar.quotas import REMAINING_KEY, Quotas
 from sidecar.spiffe import server_name
 from sidecar.tracing import Tracing
 from sidecar.usage import Usage
@@ -172,6 +180,38 @@ async def _otel_contrib(identity: ServerIdentity, directory: Path) -> int:
     )
 
 
+class _FloorStage(Gate):
+    """What any chain with the sidecar's duties must do per call, and nothing else.
+
+    Identity has to read the verified certificate (auth_context: the SAN list
+    alone cannot tell a CA certificate from a leaf), tracing the trace headers
+    and a fresh span id, the quota the trailer; the results go into one
+    context variable and nothing is decided, counted or recorded.
+    """
+
+    def __init__(self) -> None:
+        self._known: dict[bytes, str] = {}
+
+    def start(self, call: Call) -> None:
+        context = call.context
+        certificate = context.auth_context()["x509_pem_cert"][0]
+        caller = self._known.setdefault(certificate, CALLER)
+        traceparent = None
+        for key, value in context.invocation_metadata() or ():
+            if key == "traceparent":
+                traceparent = value
+        _FLOOR_CALL.set((caller, traceparent, random.getrandbits(64)))
+        call.trailing = ((REMAINING_KEY, "1"),)
+
+
+_FLOOR_CALL: contextvars.ContextVar[object] = contextvars.ContextVar("floor_call")
+
+
+async def _floor(identity: ServerIdentity, directory: Path) -> int:
+    """Bare grpc.aio with a one-stage chain doing only what every chain must (above)."""
+    return await _bare(identity, directory, [AioChainInterceptor(Chain([_FloorStage()]))])
+
+
 # name -> how its server starts; the first is the baseline the others are divided by.
 CONFIGURATIONS: dict[str, Serve] = {
     "bare": _bare,
@@ -180,6 +220,7 @@ CONFIGURATIONS: dict[str, Serve] = {
     "full": _full,
     "sampled1": _sampled1,
     "otel_contrib": _otel_contrib,
+    "floor": _floor,
 }
 # What the summary line reports: these ratios, and the latency `full` adds.
 SUMMARY = ("full", "sampled1", "otel_contrib")

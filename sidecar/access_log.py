@@ -22,14 +22,15 @@ from typing import TextIO
 
 import grpc
 import structlog
+from opentelemetry.trace import Span
 
 __all__ = ["AccessLog"]
 
 _log = structlog.get_logger("deptmesh.sidecar")
 
 # One ended call: (unix time, caller, method, status, duration_ns, request_bytes,
-# response_bytes, trace_id, span_id); ids as ints, 0 for none.
-Entry = tuple[float, str, str, grpc.StatusCode, int, int, int, int, int]
+# response_bytes, its server span or None).
+Entry = tuple[float, str, str, grpc.StatusCode, int, int, int, Span | None]
 
 
 class _Formatter:
@@ -43,9 +44,13 @@ class _Formatter:
         self._second_text = ""
 
     def line(self, entry: Entry) -> str:
-        when, caller, method, status, duration_ns, request_bytes, response_bytes = entry[:7]
-        trace_id, span_id = entry[7:]
-        trace_hex, span_hex = (f"{trace_id:032x}", f"{span_id:016x}") if trace_id else ("", "")
+        when, caller, method, status, duration_ns, request_bytes, response_bytes, span = entry
+        context = None if span is None else span.get_span_context()
+        trace_hex, span_hex = (
+            (f"{context.trace_id:032x}", f"{context.span_id:016x}")
+            if context is not None and context.is_valid
+            else ("", "")
+        )
         return (
             f'{{"event": "call", "level": "info", "timestamp": "{self._timestamp(when)}",'
             f' "caller": {self._quote(caller)}, "method": {self._quote(method)},'

@@ -123,14 +123,30 @@ def intentions_from_json(entries: object) -> list[Intention]:
     return intentions
 
 
+# Distinct (caller, callee, method) decisions one policy version remembers.
+_KNOWN_DECISIONS = 4096
+
+
 class AccessPolicy:
-    """Decides one call; built once per policy version, so a decision is two lookups."""
+    """Decides one call. A policy version is immutable (a change builds a new one), so
+    each (caller, callee, method) is decided once and then looked up."""
 
     def __init__(self, intentions: Iterable[Intention], rules: MethodRules) -> None:
         self._intentions = {(i.source, i.destination): i.action for i in intentions}
         self._rules = rules.allowed_callers
+        self._decided: dict[tuple[str, str, str], Decision] = {}
 
     def decide(self, source: str, destination: str, method_path: str) -> Decision:
+        key = (source, destination, method_path)
+        decision = self._decided.get(key)
+        if decision is None:
+            decision = self._decide(source, destination, method_path)
+            if len(self._decided) >= _KNOWN_DECISIONS:
+                self._decided.clear()  # more pairs than a mesh has: start over
+            self._decided[key] = decision
+        return decision
+
+    def _decide(self, source: str, destination: str, method_path: str) -> Decision:
         action = self._intentions.get((source, destination))
         matched = f"intention {source} -> {destination}"
         if action is None:

@@ -210,9 +210,39 @@ def _child_context(parent: SpanContext, flags: TraceFlags) -> SpanContext:
     )
 
 
+class _UnrecordedSpan(NonRecordingSpan):
+    """A span that is not recorded. Its ids are drawn at once, but its SpanContext is
+    built when first asked for: most unsampled calls are only asked when their access
+    event is written, on the drain thread."""
+
+    def __init__(self, parent: SpanContext) -> None:
+        self._parent = parent
+        valid = parent.is_valid
+        self._trace_id = parent.trace_id if valid else random.getrandbits(128)
+        self._span_id = random.getrandbits(64)
+        self._built: SpanContext | None = None
+
+    def get_span_context(self) -> SpanContext:
+        # Two threads asking at once build equal contexts: no lock needed.
+        context = self._built
+        if context is None:
+            parent = self._parent
+            context = self._built = SpanContext(
+                self._trace_id,
+                self._span_id,
+                is_remote=False,
+                trace_flags=_NOT_SAMPLED,
+                trace_state=parent.trace_state if parent.is_valid else None,
+            )
+        return context
+
+    def __repr__(self) -> str:
+        return f"NonRecordingSpan({self.get_span_context()!r})"
+
+
 def unrecorded(parent: SpanContext) -> NonRecordingSpan:
     """A span that is not recorded: a new span id in the parent's trace, or a new trace."""
-    return NonRecordingSpan(_child_context(parent, _NOT_SAMPLED))
+    return _UnrecordedSpan(parent)
 
 
 def _make_current(span: trace.Span, parent: otel_context.Context | None) -> None:
@@ -260,11 +290,10 @@ class TraceServerCalls:
 
     def start(self, call: Call) -> None:
         context = call.context
-        headers = {
-            key: value
-            for key, value in context.invocation_metadata() or ()
-            if key in _PROPAGATED and isinstance(value, str)
-        }
+        headers: dict[str, str] = {}
+        for key, value in context.invocation_metadata() or ():
+            if key in _PROPAGATED and isinstance(value, str):
+                headers[key] = value
         # Without trace headers the span starts a trace: no other span is its parent.
         parent = PROPAGATOR.extract(headers) if headers else None
         parent_span = (

@@ -58,25 +58,22 @@ class Usage:
     def __init__(self, service: str, *, access_log: AccessLog | None = None) -> None:
         self.service = service
         self._access_log = access_log
-        self._in_flight: dict[tuple[str, str], int] = {}
-        self._in_flight_lock = threading.Lock()
-        # Ended calls not yet counted: deque.append is atomic, so a call never waits.
-        # Each with what the quota stage decided for it, if it decided.
+        # Calls started and ended, not yet counted: deque.append is atomic, so a call
+        # never waits. An ended call comes with what the quota stage decided for it.
+        self._started: collections.deque[tuple[str, str]] = collections.deque()
         self._ended: collections.deque[tuple[Entry, QuotaNote | None]] = collections.deque()
+        # What the drains counted: (caller, method) -> calls in flight, and the records.
+        self._in_flight: dict[tuple[str, str], int] = {}
         self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
-        self._records_lock = threading.Lock()  # one drain at a time; readers see whole batches
+        self._lock = threading.Lock()  # one drain at a time; readers see whole batches
         drain_periodically(self)
 
     def start(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
-        key = ("" if caller is None else caller.service, call.method.path)
-        with self._in_flight_lock:
-            self._in_flight[key] = self._in_flight.get(key, 0) + 1
+        self._started.append(("" if caller is None else caller.service, call.method.path))
 
     def finish(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
-        span = call.span
-        context = None if span is None else span.get_span_context()
         entry: Entry = (
             time.time(),
             "" if caller is None else caller.service,
@@ -85,29 +82,30 @@ class Usage:
             time.perf_counter_ns() - call.started_ns,
             call.request.ByteSize() if isinstance(call.request, Message) else 0,
             call.response.ByteSize() if isinstance(call.response, Message) else 0,
-            0 if context is None else context.trace_id,
-            0 if context is None else context.span_id,
+            call.span,  # its ids are read when the entry is logged, off the call's path
         )
         self._ended.append((entry, call.quota))
 
     def drain(self) -> None:
         """Counts the calls that ended since the last drain and writes their access events."""
-        with self._records_lock:
-            ended = self._ended
+        with self._lock:
+            # Ended calls first: every call taken from `_ended` then has its start
+            # in `_started` already, so no count goes below zero.
+            ended, started = self._ended, self._started
             batch = [ended.popleft() for _ in range(len(ended))]
-            if not batch:
-                return
-            with self._in_flight_lock:
-                in_flight = self._in_flight
-                for (_, caller, path, *_rest), _note in batch:
-                    left = in_flight[(caller, path)] - 1
-                    if left:
-                        in_flight[(caller, path)] = left
-                    else:
-                        del in_flight[(caller, path)]
+            starts = [started.popleft() for _ in range(len(started))]
+            in_flight = self._in_flight
+            for key in starts:
+                in_flight[key] = in_flight.get(key, 0) + 1
+            for (_, caller, path, *_rest), _note in batch:
+                left = in_flight[(caller, path)] - 1
+                if left:
+                    in_flight[(caller, path)] = left
+                else:
+                    del in_flight[(caller, path)]
             for entry, note in batch:
                 self._count(entry, note)
-            if self._access_log is not None:
+            if self._access_log is not None and batch:
                 self._access_log.write(entry for entry, _ in batch)
 
     def _count(self, entry: Entry, note: QuotaNote | None) -> None:
@@ -132,13 +130,13 @@ class Usage:
     def in_flight(self) -> dict[tuple[str, str], int]:
         """(caller, method) -> calls running now."""
         self.drain()
-        with self._in_flight_lock:
+        with self._lock:
             return dict(self._in_flight)
 
     def snapshot(self) -> list[dict[str, Any]]:
         """Every record so far, JSON-ready, with its caller, method and status."""
         self.drain()
-        with self._records_lock:
+        with self._lock:
             return [
                 {
                     "caller": caller,

@@ -7,6 +7,9 @@ Servers run sync and asyncio.
 
 from __future__ import annotations
 
+import io
+import json
+
 import grpc
 import pytest
 import structlog
@@ -24,11 +27,13 @@ from registry.static import StaticRegistry
 from services.runner import instance_of
 from sidecar import client
 from sidecar import trace_attributes as attr
+from sidecar.access_log import AccessLog
 from sidecar.authorization import AccessPolicy, Intention, MethodRules
 from sidecar.identity_sources import dev_ca_identity
 from sidecar.logs import add_trace_context
 from sidecar.server import Server
 from sidecar.tracing import Tracing
+from sidecar.usage import Usage
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
@@ -75,19 +80,22 @@ class Mesh:
         self.closers.append(tracing.shutdown)
         return tracing
 
-    def serve(self, service: str, servicer, descriptor, register, access: AccessPolicy) -> None:
+    def serve(
+        self, service: str, servicer, descriptor, register, access: AccessPolicy, usage=None
+    ) -> None:
         aio = self.flavour == "aio"
         server = (AioServerThread if aio else Server)(
             identity_source=dev_ca_identity(CA, service),
             authorization=(service, lambda: access),
             tracing=self.tracing(service),
+            usage=usage,
         )
         server.add_service(descriptor, register, servicer)
         port = server.start("127.0.0.1:0")
         self.registry.register(instance_of(service, "127.0.0.1", port))
         self.closers.insert(0, lambda: server.stop(0))
 
-    def serve_hr(self, servicer) -> None:
+    def serve_hr(self, servicer, usage=None) -> None:
         """hr's EmployeeService, open to every caller."""
         self.serve(
             "hr",
@@ -95,6 +103,7 @@ class Mesh:
             hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
             hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
             EVERYONE,
+            usage,
         )
 
     def connect(self, service: str, caller: str, tracing: Tracing | None):
@@ -217,6 +226,32 @@ def test_unsampled_traces_record_nothing_and_calls_still_work():
             hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=5
         )
         assert reply.employee.employee_id == "E1"
+        assert mesh.spans.get_finished_spans() == ()
+    finally:
+        mesh.close()
+
+
+@pytest.mark.parametrize("flavour", ["sync", "aio"])
+def test_an_unsampled_call_still_has_one_trace_id_and_span_id_everywhere(flavour):
+    """Not recorded, a call still has ids: the caller's trace, the handler's log line and
+    the access event agree on them."""
+    access = io.StringIO()
+    mesh = Mesh(flavour, ratio=0.0)
+    try:
+        usage = Usage("hr", access_log=AccessLog(access))
+        mesh.serve_hr(AsyncHr() if flavour == "aio" else Hr(), usage)
+        caller = mesh.tracing("reimbursement")
+        channel = mesh.connect("hr", "reimbursement", caller)
+        with capture_logs(processors=[add_trace_context]) as logs, caller.span("submit") as span:
+            hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+                hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=5
+            )
+        usage.drain()
+        [line] = [entry for entry in logs if entry["event"] == "looked_up"]
+        [event] = [json.loads(text) for text in access.getvalue().splitlines()]
+        assert line["trace_id"] == event["trace_id"]
+        assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
+        assert line["span_id"] == event["span_id"] != ""
         assert mesh.spans.get_finished_spans() == ()
     finally:
         mesh.close()

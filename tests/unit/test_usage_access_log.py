@@ -63,6 +63,21 @@ def test_a_call_that_ended_is_counted_by_the_next_read_without_waiting_for_the_d
     assert usage.in_flight() == {}
 
 
+def test_a_call_is_in_flight_from_its_start_to_its_end() -> None:
+    usage = Usage("hr")
+
+    def call() -> dict[tuple[str, str], int]:
+        CURRENT_CALLER.set(REIMBURSEMENT)
+        ongoing = Call(GET_EMPLOYEE, None, hr_pb2.GetEmployeeRequest(employee_id="E1001"))
+        usage.start(ongoing)
+        while_running = usage.in_flight()
+        usage.finish(ongoing)
+        return while_running
+
+    assert contextvars.copy_context().run(call) == {("reimbursement", GET_EMPLOYEE.path): 1}
+    assert usage.in_flight() == {}
+
+
 def test_each_call_is_written_to_the_access_log_once() -> None:
     log = io.StringIO()
     usage = Usage("hr", access_log=AccessLog(log))
