@@ -3,12 +3,12 @@
 Each configuration is a grpc.aio server in its own process serving hr's
 GetEmployee over mTLS (dev CA certificates); this process is the client. Rounds
 alternate between the configurations so that drift in the machine hits them
-all alike. Two measures per configuration:
+all alike. Three measures per configuration:
 
 - throughput: calls per second with 32 unary calls in flight;
 - latency: the median of calls made one at a time, the configurations taking
-  turns call by call; a configuration's median minus bare grpc's is the
-  latency the sidecar adds per hop;
+  turns of LATENCY_TURN calls; a configuration's median minus bare grpc's is
+  the latency the sidecar adds per hop;
 - server CPU per call during the throughput rounds (user + system time of the
   server's process, from /proc), which varies less between runs than
   throughput on a shared machine.
@@ -302,18 +302,27 @@ async def _throughput(stub: hr_pb2_grpc.EmployeeServiceStub, seconds: float) -> 
     return done / (time.perf_counter() - started)
 
 
+# Consecutive calls to one configuration in its turn of the latency round: a caller
+# with one call in flight calls the same server again and again, and taking turns
+# call by call instead would measure each server as cold as the number of
+# configurations makes it.
+LATENCY_TURN = 50
+
+
 async def _median_latencies_us(
     stubs: dict[str, hr_pb2_grpc.EmployeeServiceStub], calls: int
 ) -> dict[str, float]:
     """Median latency of one call in flight, per configuration. The configurations take
-    turns call by call, so that whatever the machine does meanwhile hits them alike."""
+    short turns (LATENCY_TURN calls), so that whatever the machine does meanwhile hits
+    them alike."""
     request = hr_pb2.GetEmployeeRequest(employee_id="E1001")
     samples: dict[str, list[float]] = {name: [] for name in stubs}
-    for _ in range(calls):
+    for _ in range(0, calls, LATENCY_TURN):
         for name, stub in stubs.items():
-            started = time.perf_counter_ns()
-            await stub.GetEmployee(request, timeout=10)
-            samples[name].append((time.perf_counter_ns() - started) / 1000)
+            for _ in range(LATENCY_TURN):
+                started = time.perf_counter_ns()
+                await stub.GetEmployee(request, timeout=10)
+                samples[name].append((time.perf_counter_ns() - started) / 1000)
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
