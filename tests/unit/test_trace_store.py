@@ -279,6 +279,39 @@ class TestTraceStoreExporter:
         TraceStoreExporter(path).shutdown()
         assert rows(path, "PRAGMA journal_mode") == [("wal",)]
 
+    def test_a_store_of_an_older_layout_is_emptied_and_written_anew(self, path):
+        """A store written by an earlier deptmesh (no layout version, no trace_key) is
+        replaced, saying so, and then read back like any other."""
+        path.parent.mkdir(parents=True)
+        rows(path, "CREATE TABLE spans (seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL)")
+        rows(path, "INSERT INTO spans (trace_id) VALUES ('0af7651916cd43dd8448eb211c80319c')")
+        with capture_logs() as logs:
+            exporter = TraceStoreExporter(path)
+        providers: list[TracerProvider] = []
+        tracer_of(exporter, "hr", providers).start_span("call", kind=SERVER).end()
+        providers[0].shutdown()
+
+        assert [(log["event"], log["layout"]) for log in logs] == [("trace_store_emptied", 0)]
+        with TraceStore(path) as store:
+            [span] = store.spans_of(store.last_trace_id() or "")
+        assert (span.name, span.service) == ("call", "hr")
+        assert rows(path, "SELECT count(*) FROM spans") == [(1,)]
+
+    def test_a_store_of_a_newer_layout_is_left_alone(self, path):
+        """A store written by a later deptmesh is not ours to change: nothing is written."""
+        path.parent.mkdir(parents=True)
+        rows(path, "CREATE TABLE spans (seq INTEGER PRIMARY KEY, future TEXT)")
+        rows(path, "PRAGMA user_version = 99")
+        with capture_logs() as logs:
+            exporter = TraceStoreExporter(path)
+        assert exporter.export([]) is SpanExportResult.FAILURE
+        exporter.shutdown()
+
+        assert [log["event"] for log in logs] == ["trace_store_unavailable"]
+        assert "layout 99" in logs[0]["reason"]
+        assert rows(path, "PRAGMA user_version") == [(99,)]
+        assert rows(path, "SELECT name FROM pragma_table_info('spans')") == [("seq",), ("future",)]
+
 
 class TestTraceStore:
     def test_a_missing_store_is_an_error(self, tmp_path):
