@@ -69,7 +69,7 @@ class RecordedSpan(trace.Span):
         self._kind = kind
         self._attributes = attributes  # owned by the span from here on
         self._events: list[Event] = []
-        self._status = Status(StatusCode.UNSET)
+        self._status = _UNSET
         self._resource = resource
         self._scope = scope
         self._sink = sink
@@ -149,3 +149,4 @@ class RecordedSpan(trace.Span):
 
 
 _NO_LINKS: Sequence[trace.Link] = ()
+_UNSET = Status(StatusCode.UNSET)  # immutable, as every Status
