@@ -374,6 +374,7 @@ class TraceStore:
         if not path.is_file():
             raise TraceStoreError(f"no trace store at {path}")
         self._path = path
+        self._layout_checked = False
         try:
             self._connection = sqlite3.connect(
                 f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=BUSY_TIMEOUT_S
@@ -431,6 +432,15 @@ class TraceStore:
 
     def _query(self, sql: str, parameters: tuple[object, ...]) -> list[tuple[Any, ...]]:
         try:
+            if not self._layout_checked:
+                (layout,) = self._connection.execute("PRAGMA user_version").fetchone()
+                if layout != _SCHEMA_VERSION:
+                    raise TraceStoreError(
+                        f"the trace store at {self._path} has layout {layout}; this deptmesh"
+                        f" reads layout {_SCHEMA_VERSION} (its services rewrite the store"
+                        " when they start)"
+                    )
+                self._layout_checked = True
             return self._connection.execute(sql, parameters).fetchall()
         except sqlite3.Error as error:
             raise TraceStoreError(

@@ -327,6 +327,13 @@ class TestTraceStore:
         with TraceStore(other) as store, pytest.raises(TraceStoreError, match="cannot read"):
             store.last_trace_id()
 
+    def test_a_store_of_another_layout_is_an_error_naming_both(self, tmp_path):
+        """Reading a store written by another deptmesh version says which layouts differ."""
+        older = tmp_path / "older.sqlite"
+        rows(older, "CREATE TABLE spans (seq INTEGER PRIMARY KEY, trace_id TEXT NOT NULL)")
+        with TraceStore(older) as store, pytest.raises(TraceStoreError, match="has layout 0"):
+            store.last_trace_id()
+
 
 class TestDefaultStorePath:
     def test_the_environment_variable_wins(self, tmp_path):
