@@ -338,8 +338,11 @@ def _create_or_replace_layout(connection: sqlite3.Connection) -> None:
     holds recent traces only: `deptmesh trace` reads this layout alone)."""
     with _immediate_transaction(connection):
         (version,) = connection.execute("PRAGMA user_version").fetchone()
-        if version == _SCHEMA_VERSION:
-            return
+        if version > _SCHEMA_VERSION:
+            raise sqlite3.DatabaseError(
+                f"the trace store has layout {version};"
+                f" this deptmesh writes layout {_SCHEMA_VERSION}"
+            )
         if version < _SCHEMA_VERSION:
             if connection.execute("SELECT 1 FROM sqlite_master WHERE name = 'spans'").fetchone():
                 _log.info("trace_store_emptied", reason="older layout", layout=version)
@@ -347,10 +350,6 @@ def _create_or_replace_layout(connection: sqlite3.Connection) -> None:
             for statement in _SCHEMA:
                 connection.execute(statement)
             connection.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-            return
-    raise sqlite3.DatabaseError(
-        f"the trace store has layout {version}; this deptmesh writes layout {_SCHEMA_VERSION}"
-    )
 
 
 @contextmanager

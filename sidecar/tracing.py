@@ -75,8 +75,8 @@ class Tracing:
 
     Sampling is parent-based: a call carrying a trace context follows its
     caller's decision, and a new trace is recorded with `sampling_ratio`. The
-    decision is taken here: an unrecorded span is a bare span context (1.4 µs)
-    with no attributes gathered, a recorded one a RecordedSpan
+    decision is taken here: an unrecorded span is two random ids (its context is
+    built when asked for) with no attributes gathered, a recorded one a RecordedSpan
     (sidecar/_recorded_span.py, about 5 µs against the SDK's 25) whose end goes
     to the span processors. Use `span(name)` for spans of your own, so they
     follow the same rule.
@@ -107,7 +107,7 @@ class Tracing:
         """A recorded span under `parent` (invalid for a new trace); call `records` first."""
         return RecordedSpan(
             name,
-            _child_context(parent, _SAMPLED),
+            _context_of(parent, _child_ids(parent), _SAMPLED),
             parent if parent.is_valid else None,
             kind,
             attributes,
@@ -198,15 +198,22 @@ _KNOWN_ATTRIBUTE_SETS = 4096
 _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 
 
-def _child_context(parent: SpanContext, flags: TraceFlags) -> SpanContext:
-    """A new span id in the parent's trace, or in a new trace when `parent` is invalid."""
-    valid = parent.is_valid
+def _child_ids(parent: SpanContext) -> tuple[int, int]:
+    """(trace id, span id) of a new span in the parent's trace, or in a new trace when
+    `parent` is invalid."""
+    trace_id = parent.trace_id if parent.is_valid else random.getrandbits(128)
+    return trace_id, random.getrandbits(64)
+
+
+def _context_of(parent: SpanContext, ids: tuple[int, int], flags: TraceFlags) -> SpanContext:
+    """The context of a span with these ids under `parent` (invalid for a new trace)."""
+    trace_id, span_id = ids
     return SpanContext(
-        parent.trace_id if valid else random.getrandbits(128),
-        random.getrandbits(64),
+        trace_id,
+        span_id,
         is_remote=False,
         trace_flags=flags,
-        trace_state=parent.trace_state if valid else None,
+        trace_state=parent.trace_state if parent.is_valid else None,
     )
 
 
@@ -217,23 +224,14 @@ class _UnrecordedSpan(NonRecordingSpan):
 
     def __init__(self, parent: SpanContext) -> None:
         self._parent = parent
-        valid = parent.is_valid
-        self._trace_id = parent.trace_id if valid else random.getrandbits(128)
-        self._span_id = random.getrandbits(64)
+        self._ids = _child_ids(parent)
         self._built: SpanContext | None = None
 
     def get_span_context(self) -> SpanContext:
         # Two threads asking at once build equal contexts: no lock needed.
         context = self._built
         if context is None:
-            parent = self._parent
-            context = self._built = SpanContext(
-                self._trace_id,
-                self._span_id,
-                is_remote=False,
-                trace_flags=_NOT_SAMPLED,
-                trace_state=parent.trace_state if parent.is_valid else None,
-            )
+            context = self._built = _context_of(self._parent, self._ids, _NOT_SAMPLED)
         return context
 
     def __repr__(self) -> str:

@@ -97,13 +97,13 @@ class Usage:
             in_flight = self._in_flight
             for key in starts:
                 in_flight[key] = in_flight.get(key, 0) + 1
-            for (_, caller, path, *_rest), _note in batch:
-                left = in_flight[(caller, path)] - 1
-                if left:
-                    in_flight[(caller, path)] = left
-                else:
-                    del in_flight[(caller, path)]
             for entry, note in batch:
+                key = (entry[1], entry[2])  # (caller, method)
+                left = in_flight[key] - 1
+                if left:
+                    in_flight[key] = left
+                else:
+                    del in_flight[key]
                 self._count(entry, note)
             if self._access_log is not None and batch:
                 self._access_log.write(entry for entry, _ in batch)
