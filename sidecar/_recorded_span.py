@@ -1,6 +1,6 @@
 """A recorded span without the SDK's per-span machinery, for the spans on every call.
 
-The OpenTelemetry SDK's `Tracer.start_span` + `Span.end` costs about 25 µs per
+The OpenTelemetry SDK's `Tracer.start_span` + `Span.end` costs about 28 µs per
 span on this machine (a sampler call, attribute validation into a bounded
 mapping, locks, a copy into a ReadableSpan at the end); bench/overhead.py
 showed that alone takes most of the per-call budget. A sampling decision has
@@ -8,7 +8,7 @@ already been taken when one of these is made (sidecar.tracing), and the sidecar
 sets its attributes itself, so a span here is a few slots and a dict, and its
 end builds the SDK's `ReadableSpan` once and hands it to the span processors,
 the same processors and exporters the SDK uses (batching, the trace store,
-OTLP). About 5 µs per span.
+OTLP). About 8 µs per span (bench/spans.py).
 
 Not supported, as nothing of ours uses them: links (dropped) and processors'
 `on_start` (batch and simple processors do nothing there).
