@@ -10,11 +10,11 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PUBLISHED := protos/published.binpb
 
-.PHONY: help setup consul demo test lint typecheck unit protos check-protos publish-protos clean
+.PHONY: help setup consul demo test lint typecheck imports unit protos check-protos publish-protos clean
 
 help:
 	@echo "make demo            start the three services and drive a claim to PAID"
-	@echo "make test            lint, type-check, check the contracts, run every test"
+	@echo "make test            lint, type-check, check layers, check the contracts, run every test"
 	@echo "make protos          regenerate the stubs under protos/"
 	@echo "make check-protos    buf lint + format + stale stubs + breaking changes"
 	@echo "make publish-protos  record the current contracts as published"
@@ -37,9 +37,9 @@ $(BUF): package.json package-lock.json
 	@touch $@
 
 demo: setup
-	$(BIN)/python -m services.demo
+	$(BIN)/python -m deptmesh.services.demo
 
-test: lint typecheck check-protos unit
+test: lint typecheck imports check-protos unit
 
 lint: setup
 	$(BIN)/ruff check .
@@ -47,6 +47,10 @@ lint: setup
 
 typecheck: setup
 	$(BIN)/mypy
+
+# The layers (services -> sidecar -> registry), no cycles, private modules kept private.
+imports: setup
+	$(BIN)/lint-imports --no-cache
 
 unit: setup
 	$(BIN)/pytest

@@ -19,13 +19,12 @@ import time
 from collections.abc import Callable
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-
-from registry.agent import DevAgent
-from registry.cache import EndpointCache
-from registry.consul import ConsulRegistry
-from services.runner import instance_of
-from sidecar import client
-from sidecar.logs import configure_logging
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.logs import configure_logging
 from tests.integration.servers import serve_employee_service
 from tests.integration.test_deadlines import RecordingHr
 

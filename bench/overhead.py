@@ -51,21 +51,21 @@ from typing import Any
 
 import grpc
 import grpc.aio
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar._aio_chain import AioChainInterceptor
-from sidecar._chain import Call, Chain, Gate
-from sidecar.access_log import AccessLog
-from sidecar.aio_server import AioServer
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.identity import ServerIdentity
-from sidecar.logs import configure_logging
-from sidecar.quota import parse_quota_policy
-from sidecar.quotas import REMAINING_KEY, Quotas
-from sidecar.spiffe import server_name
-from sidecar.tracing import Tracing
-from sidecar.usage import Usage
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar import AioServer
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.chain import AioChainInterceptor
+from deptmesh.sidecar.chain.core import Call, Chain, Gate
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.sources import ServerIdentity
+from deptmesh.sidecar.identity.spiffe import server_name
+from deptmesh.sidecar.logs import configure_logging
+from deptmesh.sidecar.metering.access_log import AccessLog
+from deptmesh.sidecar.metering.stage import MeteringStage
+from deptmesh.sidecar.quotas.policy import parse_quota_policy
+from deptmesh.sidecar.quotas.stage import REMAINING_KEY, QuotaStage
+from deptmesh.sidecar.tracing import Tracing
 
 CONCURRENCY = 32
 SERVER, CALLER = "hr", "reimbursement"
@@ -137,8 +137,8 @@ async def _quota(identity: ServerIdentity, _: Path) -> int:
         AioServer(
             identity_source=lambda: identity,
             authorization=(SERVER, lambda: _ACCESS),
-            usage=Usage(SERVER),
-            quotas=Quotas(SERVER, lambda: _QUOTAS, lambda: 1),
+            metering=MeteringStage(SERVER),
+            quotas=QuotaStage(SERVER, lambda: _QUOTAS, lambda: 1),
         )
     )
 
@@ -157,8 +157,8 @@ async def _full(identity: ServerIdentity, directory: Path, sampling_ratio: float
         AioServer(
             identity_source=lambda: identity,
             authorization=(SERVER, lambda: _ACCESS),
-            usage=Usage(SERVER, access_log=AccessLog(log_file)),
-            quotas=Quotas(SERVER, lambda: _QUOTAS, lambda: 1),
+            metering=MeteringStage(SERVER, access_log=AccessLog(log_file)),
+            quotas=QuotaStage(SERVER, lambda: _QUOTAS, lambda: 1),
             tracing=tracing,
         )
     )

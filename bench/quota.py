@@ -21,16 +21,16 @@ import time
 import tracemalloc
 
 import grpc
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 
-from sidecar._buckets import CallerBuckets, Limit
-from sidecar._chain import Call, RpcMethod
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.caller import CURRENT_CALLER, Caller
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota import QuotaPolicy, Tier, parse_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.caller import CURRENT_CALLER, Caller
+from deptmesh.sidecar.chain.core import Call, RpcMethod
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.quotas.buckets import CallerBuckets, Limit
+from deptmesh.sidecar.quotas.policy import QuotaPolicy, Tier, parse_quota_policy
+from deptmesh.sidecar.quotas.stage import QuotaStage
 from tests.security.mtls import CA, CountingPayments, channel_as
 
 PAYOUT = RpcMethod("/deptmesh.finance.v1.PaymentService/Payout", "", "", False, False)
@@ -44,7 +44,7 @@ def _policy(rate: float, burst: float) -> QuotaPolicy:
 
 def ns_per_check(calls: int = 300_000) -> float:
     policy = _policy(1e12, 1e12)
-    quotas = Quotas("finance", lambda: policy, lambda: 1)
+    quotas = QuotaStage("finance", lambda: policy, lambda: 1)
     CURRENT_CALLER.set(Caller("reimbursement", "spiffe://x/svc/reimbursement", "reimbursement"))
     call = Call(PAYOUT, None, None)
     for _ in range(1000):  # warm the caches
@@ -71,7 +71,7 @@ def admitted_ratio(seconds: float) -> tuple[float, int, float]:
     server = Server(
         identity_source=dev_ca_identity(CA, "finance"),
         authorization=("finance", lambda: access),
-        quotas=Quotas("finance", lambda: policy, lambda: 1),
+        quotas=QuotaStage("finance", lambda: policy, lambda: 1),
     )
     server.add_service(
         finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],

@@ -25,8 +25,8 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind
 
-from sidecar.trace_store import TraceStoreExporter
-from sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing.store import TraceStoreExporter
 
 ATTRIBUTES = {
     "rpc.system": "grpc",

@@ -7,7 +7,7 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from sidecar.aio_server import AioServer
+from deptmesh.sidecar import AioServer
 
 T = TypeVar("T")
 

@@ -13,21 +13,20 @@ import urllib.request
 from contextlib import ExitStack
 from pathlib import Path
 
-from deptmesh.common.v1 import money_pb2
-from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry.agent import DevAgent
-from registry.cache import EndpointCache
-from registry.consul import ConsulRegistry
-from services import intentions
-from services.demo import start_departments, wait_until_healthy
-from sidecar import client
-from sidecar import trace_attributes as attr
-from sidecar.identity import own_spiffe_id
-from sidecar.identity_sources import ConsulConnectIdentity
-from sidecar.trace_store import TraceStore
-from sidecar.tracing import Tracing, tag_current_call
+from deptmesh.common.v1 import money_pb2
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
+from deptmesh.services import intentions
+from deptmesh.services.demo import start_departments, wait_until_healthy
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, own_spiffe_id
+from deptmesh.sidecar.tracing import Tracing, tag_current_call
+from deptmesh.sidecar.tracing import attributes as attr
+from deptmesh.sidecar.tracing.store import TraceStore
 
 CLAIMANT, MANAGER = "E1002", "E1001"
 

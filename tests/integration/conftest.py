@@ -15,11 +15,11 @@ from pathlib import Path
 import grpc
 import pytest
 
-from registry.static import StaticRegistry
-from services.runner import Builder, RunningService, ServiceOptions, instance_of
-from sidecar.client import mtls_channel_factory
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.identity_sources import dev_ca_identity
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar.channel.client import mtls_channel_factory
+from deptmesh.sidecar.host.runner import Builder, RunningService, ServiceOptions, instance_of
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.sources import dev_ca_identity
 
 # The test company's CA: every service and the test client hold its leaves.
 CA = DevCertificateAuthority()

@@ -8,13 +8,12 @@ import threading
 import time
 
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
-
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota import QuotaPolicy, parse_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
-from sidecar.usage import Usage
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.metering.stage import MeteringStage
+from deptmesh.sidecar.quotas.policy import QuotaPolicy, parse_quota_policy
+from deptmesh.sidecar.quotas.stage import QuotaStage
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
@@ -71,8 +70,8 @@ class MeteredFinance:
         aio = flavour == "aio"
         self.handler = AsyncGatedPayments() if aio else GatedPayments()
         self.policy = quota_policy()
-        self.usage = Usage("finance")
-        self.quotas = Quotas("finance", lambda: self.policy, lambda: 1)
+        self.usage = MeteringStage("finance")
+        self.quotas = QuotaStage("finance", lambda: self.policy, lambda: 1)
         access = AccessPolicy(
             [
                 Intention("reimbursement", "finance", "allow"),
@@ -83,7 +82,7 @@ class MeteredFinance:
         self.server = (AioServerThread if aio else Server)(
             identity_source=dev_ca_identity(CA, "finance"),
             authorization=("finance", lambda: access),
-            usage=self.usage,
+            metering=self.usage,
             quotas=self.quotas,
         )
         self.server.add_service(

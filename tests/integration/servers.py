@@ -9,8 +9,7 @@ import sys
 import time
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-
-from sidecar.server import Server
+from deptmesh.sidecar import Server
 
 
 def serve_employee_service(servicer: hr_pb2_grpc.EmployeeServiceServicer) -> tuple[Server, str]:
@@ -40,7 +39,7 @@ class ServiceProcessUnderTest:
 
     def __init__(self, name: str, *args: str) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", f"services.{name}", "--port", "0", *args],
+            [sys.executable, "-m", f"deptmesh.services.{name}", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -76,7 +75,7 @@ def run_service_until_exit(name: str, *args: str) -> subprocess.CompletedProcess
     """`python -m services.<name> --port 0 ARGS...` for a service expected to refuse to
     start: its exit code and output."""
     return subprocess.run(
-        [sys.executable, "-m", f"services.{name}", "--port", "0", *args],
+        [sys.executable, "-m", f"deptmesh.services.{name}", "--port", "0", *args],
         capture_output=True,
         text=True,
         timeout=60,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar import client
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar.channel import client
 from tests.integration.servers import serve_employee_service
 
 # grpc converts deadlines between clocks with coarse granularity: the server can

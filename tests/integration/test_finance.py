@@ -7,12 +7,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+
 from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2 as pb
 from deptmesh.finance.v1 import finance_pb2_grpc
-
-from services.finance.app import build
-from services.money import Amount
+from deptmesh.services.finance.app import build
+from deptmesh.services.money import Amount
 from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
 EUR_100 = money_pb2.Money(currency_code="EUR", units=100)

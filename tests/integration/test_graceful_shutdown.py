@@ -12,8 +12,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from tests.integration.servers import run_service_until_exit, serve_employee_service
 
 _SERVING = re.compile(r"^hr serving on (127\.0\.0\.1:\d+)$")
@@ -73,7 +73,16 @@ class TestServiceProcess:
         """`python -m services.hr` prints its address, serves, and exits 0 on SIGTERM."""
         db = str(tmp_path / "hr.db")
         process = subprocess.Popen(
-            [sys.executable, "-m", "services.hr", "--port", "0", "--db", db, "--seed-demo-data"],
+            [
+                sys.executable,
+                "-m",
+                "deptmesh.services.hr",
+                "--port",
+                "0",
+                "--db",
+                db,
+                "--seed-demo-data",
+            ],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,

@@ -13,12 +13,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.samples import Sample
 
-from sidecar.metrics import MetricsEndpoint, UsageCollector
-from sidecar.usage import LATENCY_BUCKETS_S, Usage
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar.metering.metrics import MetricsEndpoint, UsageCollector
+from deptmesh.sidecar.metering.stage import LATENCY_BUCKETS_S, MeteringStage
 from tests.integration.gated_finance import (
     RESPONSE,
     MeteredFinance,
@@ -154,7 +154,7 @@ class TestCounts:
 class TestLatencyHistogram:
     def test_every_call_is_in_the_histogram(self, finance):
         """Per (caller, method, status) the histogram's count and +Inf bucket are the calls,
-        its buckets are Usage's bounds and cumulative, and its sum is Usage's total."""
+        its buckets are the metering stage's bounds and cumulative, and its sum its total."""
         finance.mixed_calls()
         samples = finance.scrape()
         requests = series(samples, REQUESTS, "caller", "method", "status")
@@ -202,14 +202,14 @@ class TestInFlight:
 class TestEndpoint:
     def test_close_releases_the_port(self):
         """After close the port refuses connections and a new endpoint can bind it."""
-        endpoint = MetricsEndpoint([Usage("hr")])
+        endpoint = MetricsEndpoint([MeteringStage("hr")])
         port = endpoint.port
         assert scrape(port) == []
         endpoint.close()
         endpoint.close()  # again: nothing to do
         with pytest.raises(urllib.error.URLError):
             scrape(port)
-        with MetricsEndpoint([Usage("hr")], port=port) as again:
+        with MetricsEndpoint([MeteringStage("hr")], port=port) as again:
             assert again.port == port
             assert scrape(port) == []
 
@@ -217,7 +217,7 @@ class TestEndpoint:
         """A second endpoint over the same usage serves the same counts; neither uses the
         global registry."""
         finance.mixed_calls()
-        with MetricsEndpoint([finance.usage, Usage("hr")]) as second:
+        with MetricsEndpoint([finance.usage, MeteringStage("hr")]) as second:
             first_requests = series(finance.scrape(), REQUESTS, "service", "caller", "status")
             second_requests = series(scrape(second.port), REQUESTS, "service", "caller", "status")
         assert second_requests == first_requests
@@ -226,4 +226,4 @@ class TestEndpoint:
     def test_one_usage_per_service(self):
         """Two usages named for one service would repeat series, so they are refused."""
         with pytest.raises(ValueError, match="several for hr"):
-            UsageCollector([Usage("hr"), Usage("finance"), Usage("hr")])
+            UsageCollector([MeteringStage("hr"), MeteringStage("finance"), MeteringStage("hr")])

@@ -10,18 +10,18 @@ import threading
 from concurrent import futures
 
 import grpc
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
-from registry.cache import EndpointCache
-from registry.static import StaticRegistry
-from services.runner import instance_of
-from sidecar import client
-from sidecar import trace_attributes as attr
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.server import Server
-from sidecar.tracing import Tracing
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing import attributes as attr
 from tests.security.mtls import CA
 
 

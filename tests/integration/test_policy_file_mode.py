@@ -9,15 +9,15 @@ import sys
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from structlog.testing import capture_logs
 
-from registry.agent import terminate
-from services import intentions
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.policy_sources import FileAccessPolicy
-from sidecar.server import Server
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.agent import terminate
+from deptmesh.services import intentions
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.sources import FileAccessPolicy
+from deptmesh.sidecar.identity.sources import dev_ca_identity
 from tests.aio_servers import AioServerThread
 from tests.integration.servers import run_service_until_exit, wait_for
 from tests.security.mtls import (
@@ -146,7 +146,7 @@ class TestServiceWithPolicyFile:
         intentions.write_policy_file(path)
         process = subprocess.Popen(
             [
-                *(sys.executable, "-m", "services.hr", "--port", "0", "--seed-demo-data"),
+                *(sys.executable, "-m", "deptmesh.services.hr", "--port", "0", "--seed-demo-data"),
                 *("--db", str(tmp_path / "hr.db"), "--policy-file", str(path)),
             ],
             stdout=subprocess.PIPE,

@@ -6,9 +6,9 @@ import json
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.quotas import REMAINING_KEY
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar.quotas.stage import REMAINING_KEY
 from tests.integration.servers import ServiceProcessUnderTest, wait_for
 
 

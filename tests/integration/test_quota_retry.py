@@ -8,18 +8,18 @@ import time
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 
-from registry.cache import EndpointCache
-from registry.static import StaticRegistry
-from services.runner import instance_of
-from sidecar import client
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota import parse_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
-from sidecar.usage import Usage
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.metering.stage import MeteringStage
+from deptmesh.sidecar.quotas.policy import parse_quota_policy
+from deptmesh.sidecar.quotas.stage import QuotaStage
 from tests.rpc_errors import error_reason
 from tests.security.mtls import CA
 
@@ -44,12 +44,12 @@ def finance():
     tier = {"rate": RATE, "burst": 1, "max_in_flight": 10}
     policy = parse_quota_policy(json.dumps({"tiers": {"t": tier}, "default_tier": "t"}))
     access = AccessPolicy([Intention("*", "finance", "allow")], MethodRules({}))
-    usage = Usage("finance")
+    usage = MeteringStage("finance")
     server = Server(
         identity_source=dev_ca_identity(CA, "finance"),
         authorization=("finance", lambda: access),
-        usage=usage,
-        quotas=Quotas("finance", lambda: policy, lambda: 1),
+        metering=usage,
+        quotas=QuotaStage("finance", lambda: policy, lambda: 1),
     )
     server.add_service(
         finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],

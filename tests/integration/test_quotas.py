@@ -11,11 +11,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from google.rpc import error_details_pb2
 
-from sidecar.quota import NO_QUOTAS
-from sidecar.quotas import REMAINING_KEY
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar.quotas.policy import NO_QUOTAS
+from deptmesh.sidecar.quotas.stage import REMAINING_KEY
 from tests.integration.gated_finance import (
     MeteredFinance,
     quota_policy,
@@ -136,7 +136,7 @@ class TestShadowAndUsage:
         assert (record["calls"], record["throttled"], record["shadow_throttled"]) == (3, 0, 2)
 
     def test_usage_per_caller_method_and_status(self, finance):
-        """Usage counts calls, throttles, bytes and latency per (caller, method, status)."""
+        """MeteringStage counts calls, throttles, bytes and latency per (caller, method, status)."""
         for _ in range(3):
             with contextlib.suppress(grpc.RpcError):
                 finance.payout()

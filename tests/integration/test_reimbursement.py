@@ -8,16 +8,16 @@ from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
+
 from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.reimbursement.v1 import reimbursement_pb2 as pb
 from deptmesh.reimbursement.v1 import reimbursement_pb2_grpc
-
-from services.finance.app import build as build_finance
-from services.hr.app import build as build_hr
-from services.money import Amount
-from services.reimbursement.app import build as build_reimbursement
-from services.reimbursement.store import ClaimStore, NewClaim
+from deptmesh.services.finance.app import build as build_finance
+from deptmesh.services.hr.app import build as build_hr
+from deptmesh.services.money import Amount
+from deptmesh.services.reimbursement.app import build as build_reimbursement
+from deptmesh.services.reimbursement.store import ClaimStore, NewClaim
 from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"

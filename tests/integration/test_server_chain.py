@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from google.protobuf import descriptor_pb2, descriptor_pool
 from structlog.testing import capture_logs
 
-from sidecar.caller import ANONYMOUS, current_caller
-from sidecar.errors import FieldViolation, InvalidArgument, NotFound
-from sidecar.server import Server
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.caller import ANONYMOUS, current_caller
+from deptmesh.sidecar.errors import FieldViolation, InvalidArgument, NotFound
 from tests.aio_servers import AioServerThread
 from tests.rpc_errors import bad_request_fields, error_reason
 

@@ -6,14 +6,15 @@ import asyncio
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from registry.cache import EndpointCache
-from registry.model import Health
-from registry.static import StaticRegistry
-from services.runner import instance_of
-from sidecar import aio, client
-from sidecar._idempotency import is_idempotent
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.model import Health
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar import aio_connect
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.channel.idempotency import is_idempotent
+from deptmesh.sidecar.host.runner import instance_of
 from tests.integration.servers import serve_employee_service, wait_for
 from tests.integration.test_deadlines import RecordingHr
 
@@ -133,7 +134,7 @@ class TestAsyncioTwin:
         serve(hr)
 
         async def scenario():
-            async with aio.connect("hr-test", cache) as channel:
+            async with aio_connect("hr-test", cache) as channel:
                 stub = hr_pb2_grpc.EmployeeServiceStub(channel)
                 await stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=3)
                 return sum(channel.balancer().call_counts().values())
@@ -145,7 +146,7 @@ class TestAsyncioTwin:
         """The asyncio twin fails like the sync one for a service never seen."""
 
         async def scenario():
-            async with aio.connect("nobody", cache) as channel:
+            async with aio_connect("nobody", cache) as channel:
                 stub = hr_pb2_grpc.EmployeeServiceStub(channel)
                 await stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=3)
 

@@ -13,8 +13,6 @@ import json
 import grpc
 import pytest
 import structlog
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from opentelemetry import baggage
 from opentelemetry import context as otel_context
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -22,18 +20,20 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from structlog.testing import capture_logs
 
-from registry.cache import EndpointCache
-from registry.static import StaticRegistry
-from services.runner import instance_of
-from sidecar import client
-from sidecar import trace_attributes as attr
-from sidecar.access_log import AccessLog
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.logs import add_trace_context
-from sidecar.server import Server
-from sidecar.tracing import Tracing
-from sidecar.usage import Usage
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.logs import add_trace_context
+from deptmesh.sidecar.metering.access_log import AccessLog
+from deptmesh.sidecar.metering.stage import MeteringStage
+from deptmesh.sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing import attributes as attr
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
@@ -88,7 +88,7 @@ class Mesh:
             identity_source=dev_ca_identity(CA, service),
             authorization=(service, lambda: access),
             tracing=self.tracing(service),
-            usage=usage,
+            metering=usage,
         )
         server.add_service(descriptor, register, servicer)
         port = server.start("127.0.0.1:0")
@@ -238,7 +238,7 @@ def test_an_unsampled_call_still_has_one_trace_id_and_span_id_everywhere(flavour
     access = io.StringIO()
     mesh = Mesh(flavour, ratio=0.0)
     try:
-        usage = Usage("hr", access_log=AccessLog(access))
+        usage = MeteringStage("hr", access_log=AccessLog(access))
         mesh.serve_hr(AsyncHr() if flavour == "aio" else Hr(), usage)
         caller = mesh.tracing("reimbursement")
         channel = mesh.connect("hr", "reimbursement", caller)

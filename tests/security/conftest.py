@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 
-from sidecar.authorization import AccessPolicy, Intention
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.server import Server
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention
+from deptmesh.sidecar.identity.sources import dev_ca_identity
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA, RULES, AsyncCountingPayments, CountingPayments
 

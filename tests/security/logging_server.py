@@ -23,13 +23,12 @@ import sys
 from pathlib import Path
 
 import structlog
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.aio_server import AioServer
-from sidecar.caller import current_caller
-from sidecar.identity_sources import FileIdentity
-from sidecar.logs import configure_logging
-from sidecar.server import Server
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar import AioServer, Server
+from deptmesh.sidecar.caller import current_caller
+from deptmesh.sidecar.identity.sources import FileIdentity
+from deptmesh.sidecar.logs import configure_logging
 
 _log = structlog.get_logger("deptmesh.hr")
 SERVICE = hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"]

@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 
 import grpc
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
 
-from sidecar.authorization import parse_method_rules
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.spiffe import server_name
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar.authorization.policy import parse_method_rules
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.spiffe import server_name
 
 # One CA for the whole security suite: every server and caller chains to it.
 CA = DevCertificateAuthority()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from sidecar.authorization import AccessPolicy, Intention
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention
 from tests.security.mtls import CA, PAYOUT, RULES, channel_as, error_info, payout
 
 

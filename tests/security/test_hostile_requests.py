@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2
 
-from sidecar._serving import MAX_MESSAGE_BYTES
+from deptmesh.finance.v1 import finance_pb2
+from deptmesh.sidecar.server import MAX_MESSAGE_BYTES
 from tests.rpc_errors import bad_request_fields
 from tests.security.mtls import PAYOUT, CountingPayments, channel_as, payout
 

@@ -10,13 +10,14 @@ import datetime
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.caller import current_caller
-from sidecar.dev_ca import DevCertificateAuthority, IssuedCertificate
-from sidecar.identity import IdentitySource
-from sidecar.server import Server, ServerIdentity
-from sidecar.spiffe import server_name
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.caller import current_caller
+from deptmesh.sidecar.identity import ServerIdentity
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority, IssuedCertificate
+from deptmesh.sidecar.identity.sources import IdentitySource
+from deptmesh.sidecar.identity.spiffe import server_name
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
@@ -227,7 +228,7 @@ class TestHealthOnlyPort:
         """Consul's plaintext check port answers grpc.health.v1 only; the API stays mTLS."""
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-        from sidecar.identity_sources import dev_ca_identity
+        from deptmesh.sidecar.identity.sources import dev_ca_identity
 
         server, _, port = serve_hr(flavour, dev_ca_identity(CA, "hr"))
         try:

@@ -30,10 +30,10 @@ import uuid
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.dev_ca import IssuedCertificate
-from sidecar.spiffe import server_name
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar.identity.dev_ca import IssuedCertificate
+from deptmesh.sidecar.identity.spiffe import server_name
 from tests.integration.servers import wait_for
 from tests.security.mtls import CA
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from sidecar.authorization import AccessPolicy, Intention, parse_method_rules
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, parse_method_rules
 
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
 RULES = parse_method_rules(json.dumps({"methods": {PAYOUT: ["reimbursement"]}}))

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar._buckets import CallerBuckets, Limit
-from sidecar.quota import Tier
+from deptmesh.sidecar.quotas.buckets import CallerBuckets, Limit
+from deptmesh.sidecar.quotas.policy import Tier
 
 TIER = Tier("standard", rate=10, burst=5, max_in_flight=100)
 

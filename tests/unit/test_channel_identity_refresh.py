@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 
-from registry.model import ServiceInstance
-from sidecar._balancer import Balancer
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.identity import ServerIdentity
+from deptmesh.registry.model import ServiceInstance
+from deptmesh.sidecar.channel.balancer import Balancer
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.sources import ServerIdentity
 
 
 class RecordedChannel:

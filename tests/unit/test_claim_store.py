@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from services.money import Amount
-from services.pagination import Page
-from services.reimbursement.store import ClaimState, ClaimStore, NewClaim
-from sidecar.errors import AlreadyExists, FailedPrecondition, NotFound
+from deptmesh.services.money import Amount
+from deptmesh.services.pagination import Page
+from deptmesh.services.reimbursement.store import ClaimState, ClaimStore, NewClaim
+from deptmesh.sidecar.errors import AlreadyExists, FailedPrecondition, NotFound
 
 CLAIM = NewClaim("E1002", Amount("EUR", 42_500_000_000), "Train")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.cli import main
+from deptmesh.sidecar.cli.command import main
 
 
 class TestCli:

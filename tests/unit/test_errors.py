@@ -6,8 +6,8 @@ import grpc
 import pytest
 from google.rpc import error_details_pb2
 
-import sidecar.errors
-from sidecar.errors import (
+import deptmesh.sidecar.errors
+from deptmesh.sidecar.errors import (
     ERROR_DOMAIN,
     AlreadyExists,
     FailedPrecondition,
@@ -99,10 +99,10 @@ class TestServiceError:
         """__all__ names exactly the public error types, and each exists."""
         public = {
             name
-            for name, value in vars(sidecar.errors).items()
+            for name, value in vars(deptmesh.sidecar.errors).items()
             if not name.startswith("_")
             and isinstance(value, type)
-            and value.__module__ == "sidecar.errors"
+            and value.__module__ == "deptmesh.sidecar.errors"
         }
 
-        assert set(sidecar.errors.__all__) == public
+        assert set(deptmesh.sidecar.errors.__all__) == public

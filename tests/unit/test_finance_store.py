@@ -6,17 +6,17 @@ import sqlite3
 
 import pytest
 
-from services.finance import demo_data
-from services.finance.records import (
+from deptmesh.services.finance import demo_data
+from deptmesh.services.finance.records import (
     NewPayout,
     NewReservation,
     Reservation,
     ReservationState,
 )
-from services.finance.store import FinanceStore
-from services.money import NANOS_PER_UNIT, Amount
-from services.pagination import Page
-from sidecar.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from deptmesh.services.finance.store import FinanceStore
+from deptmesh.services.money import NANOS_PER_UNIT, Amount
+from deptmesh.services.pagination import Page
+from deptmesh.sidecar.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 
 
 def eur(units: int, nanos: int = 0) -> Amount:

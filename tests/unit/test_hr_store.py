@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from services.hr import demo_data
-from services.hr.store import Employee, HrStore
-from services.pagination import Page
+from deptmesh.services.hr import demo_data
+from deptmesh.services.hr.store import Employee, HrStore
+from deptmesh.services.pagination import Page
 
 
 @pytest.fixture

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import os
 
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.identity_sources import FileIdentity, dev_ca_identity
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.sources import FileIdentity, dev_ca_identity
 
 
 def write(directory, leaf):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.logs import escape_control_characters
+from deptmesh.sidecar.logs import escape_control_characters
 
 
 class TestEscapeControlCharacters:

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from deptmesh.common.v1 import money_pb2
 
-from services.money import MAX_UNITS, NANOS_PER_UNIT, Amount, check_money
-from services.validation import FieldViolations
-from sidecar.errors import InvalidArgument
+from deptmesh.common.v1 import money_pb2
+from deptmesh.services.money import MAX_UNITS, NANOS_PER_UNIT, Amount, check_money
+from deptmesh.services.validation import FieldViolations
+from deptmesh.sidecar.errors import InvalidArgument
 
 
 def _violations(money: money_pb2.Money, *, present: bool = True, positive: bool = True) -> dict:

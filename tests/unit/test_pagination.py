@@ -6,15 +6,15 @@ import base64
 
 import pytest
 
-from services.pagination import (
+from deptmesh.services.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
     Page,
     encode_token,
     read_page,
 )
-from services.validation import FieldViolations
-from sidecar.errors import InvalidArgument
+from deptmesh.services.validation import FieldViolations
+from deptmesh.sidecar.errors import InvalidArgument
 
 
 def _read(page_size: int, page_token: str, filter_key: str = "") -> tuple[Page, dict]:

@@ -7,9 +7,9 @@ import json
 import pytest
 from structlog.testing import capture_logs
 
-from services import intentions
-from sidecar.authorization import parse_method_rules
-from sidecar.policy_sources import (
+from deptmesh.services import intentions
+from deptmesh.sidecar.authorization.policy import parse_method_rules
+from deptmesh.sidecar.authorization.sources import (
     MAX_POLICY_FILE_BYTES,
     FileAccessPolicy,
     parse_policy_document,

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from sidecar.quota import parse_quota_policy
-from sidecar.quotas import method_cost
+from deptmesh.sidecar.quotas.policy import parse_quota_policy
+from deptmesh.sidecar.quotas.stage import method_cost
 
 LEDGER = "/deptmesh.finance.v1.PaymentService/ListLedgerEntries"
 POLICY = {

@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN_CONTEXT, SpanKind, StatusCode
 
-from sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing import Tracing
 
 
 @pytest.fixture

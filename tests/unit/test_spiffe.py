@@ -4,8 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from sidecar.dev_ca import DevCertificateAuthority
-from sidecar.spiffe import IdentityError, identity_of_certificate, parse_spiffe_id, server_name
+from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
+from deptmesh.sidecar.identity.spiffe import (
+    IdentityError,
+    identity_of_certificate,
+    parse_spiffe_id,
+    server_name,
+)
 
 DOMAIN = "dev.deptmesh.local"
 

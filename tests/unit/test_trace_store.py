@@ -27,9 +27,15 @@ from opentelemetry.trace import (
 )
 from structlog.testing import capture_logs
 
-from sidecar import trace_store
-from sidecar.trace_attributes import CALLER_SERVICE, CLAIM_ID, DENIED_EVENT, REASON, SERVICE
-from sidecar.trace_store import (
+from deptmesh.sidecar.tracing import store as trace_store
+from deptmesh.sidecar.tracing.attributes import (
+    CALLER_SERVICE,
+    CLAIM_ID,
+    DENIED_EVENT,
+    REASON,
+    SERVICE,
+)
+from deptmesh.sidecar.tracing.store import (
     TraceStore,
     TraceStoreError,
     TraceStoreExporter,
@@ -375,7 +381,7 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
-from sidecar.trace_store import TraceStoreExporter
+from deptmesh.sidecar.tracing.store import TraceStoreExporter
 
 path, spans = sys.argv[1], int(sys.argv[2])
 exporter = TraceStoreExporter(path)

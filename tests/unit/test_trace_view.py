@@ -8,9 +8,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind
 
-from sidecar import trace_view
-from sidecar.cli import main
-from sidecar.trace_attributes import (
+from deptmesh.sidecar.cli import trace_view
+from deptmesh.sidecar.cli.command import main
+from deptmesh.sidecar.cli.trace_view import render_trace
+from deptmesh.sidecar.tracing.attributes import (
     CALLEE_SERVICE,
     CALLEE_SPIFFE_ID,
     CALLER_SERVICE,
@@ -20,8 +21,7 @@ from sidecar.trace_attributes import (
     REASON,
     THROTTLED_EVENT,
 )
-from sidecar.trace_store import SpanEvent, SpanRecord, TraceStoreExporter
-from sidecar.trace_view import render_trace
+from deptmesh.sidecar.tracing.store import SpanEvent, SpanRecord, TraceStoreExporter
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 MS = 1_000_000

@@ -11,12 +11,12 @@ from contextlib import suppress
 from pathlib import Path
 
 import grpc
-from deptmesh.hr.v1 import hr_pb2
 
-from sidecar._chain import Call, RpcMethod
-from sidecar.access_log import AccessLog
-from sidecar.caller import CURRENT_CALLER, Caller
-from sidecar.usage import Usage
+from deptmesh.hr.v1 import hr_pb2
+from deptmesh.sidecar.caller import CURRENT_CALLER, Caller
+from deptmesh.sidecar.chain.core import Call, RpcMethod
+from deptmesh.sidecar.metering.access_log import AccessLog
+from deptmesh.sidecar.metering.stage import MeteringStage
 
 GET_EMPLOYEE = RpcMethod(
     "/deptmesh.hr.v1.EmployeeService/GetEmployee",
@@ -27,7 +27,7 @@ GET_EMPLOYEE = RpcMethod(
 )
 
 
-def _run_call(usage: Usage, caller: Caller, code: grpc.StatusCode) -> None:
+def _run_call(usage: MeteringStage, caller: Caller, code: grpc.StatusCode) -> None:
     """One call through the stage as the chain runs it: start, the handler, finish."""
 
     def call() -> None:
@@ -49,7 +49,7 @@ REIMBURSEMENT = Caller("reimbursement", "spiffe://td/ns/default/dc/dc1/svc/reimb
 
 
 def test_a_call_that_ended_is_counted_by_the_next_read_without_waiting_for_the_drain() -> None:
-    usage = Usage("hr")
+    usage = MeteringStage("hr")
     _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
     _run_call(usage, REIMBURSEMENT, grpc.StatusCode.NOT_FOUND)
 
@@ -64,7 +64,7 @@ def test_a_call_that_ended_is_counted_by_the_next_read_without_waiting_for_the_d
 
 
 def test_a_call_is_in_flight_from_its_start_to_its_end() -> None:
-    usage = Usage("hr")
+    usage = MeteringStage("hr")
 
     def call() -> dict[tuple[str, str], int]:
         CURRENT_CALLER.set(REIMBURSEMENT)
@@ -80,7 +80,7 @@ def test_a_call_is_in_flight_from_its_start_to_its_end() -> None:
 
 def test_each_call_is_written_to_the_access_log_once() -> None:
     log = io.StringIO()
-    usage = Usage("hr", access_log=AccessLog(log))
+    usage = MeteringStage("hr", access_log=AccessLog(log))
     _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
 
     usage.drain()
@@ -97,7 +97,7 @@ def test_each_call_is_written_to_the_access_log_once() -> None:
 
 def test_control_characters_from_outside_are_escaped_in_the_access_log() -> None:
     log = io.StringIO()
-    usage = Usage("hr", access_log=AccessLog(log))
+    usage = MeteringStage("hr", access_log=AccessLog(log))
     hostile = Caller('evil"\n{"event": "forged"}\x1b[2J', "spiffe://td/x", "x")
     _run_call(usage, hostile, grpc.StatusCode.PERMISSION_DENIED)
 
@@ -112,11 +112,11 @@ def test_calls_still_queued_when_the_process_exits_are_written(tmp_path) -> None
     log_path = tmp_path / "access.log"
     program = f"""
 from grpc import StatusCode
-from sidecar.access_log import AccessLog
-from sidecar.usage import Usage
+from deptmesh.sidecar.metering.access_log import AccessLog
+from deptmesh.sidecar.metering.stage import MeteringStage
 from tests.unit.test_usage_access_log import REIMBURSEMENT, _run_call
 
-usage = Usage("hr", access_log=AccessLog(open({str(log_path)!r}, "a")))
+usage = MeteringStage("hr", access_log=AccessLog(open({str(log_path)!r}, "a")))
 for _ in range(3):
     _run_call(usage, REIMBURSEMENT, StatusCode.OK)
 """  # exits at once: before the drain thread's first turn
@@ -129,7 +129,7 @@ for _ in range(3):
 
 def test_an_access_log_on_a_full_disk_loses_its_lines_but_no_count() -> None:
     full_disk = open("/dev/full", "w")  # noqa: SIM115 -- every write fails with ENOSPC
-    usage = Usage("hr", access_log=AccessLog(full_disk))
+    usage = MeteringStage("hr", access_log=AccessLog(full_disk))
     _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)
     usage.drain()
     _run_call(usage, REIMBURSEMENT, grpc.StatusCode.OK)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from services.validation import FieldViolations
-from sidecar.errors import FieldViolation, InvalidArgument
+from deptmesh.services.validation import FieldViolations
+from deptmesh.sidecar.errors import FieldViolation, InvalidArgument
 
 
 def _collected(check) -> list[FieldViolation]:

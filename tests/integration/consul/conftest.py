@@ -7,11 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from registry.agent import DevAgent
-from registry.consul import ConsulRegistry
-from registry.model import ServiceInstance
-from services.runner import instance_of
-from sidecar.server import Server
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.registry.model import ServiceInstance
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.host.runner import instance_of
 from tests.integration.servers import serve_employee_service
 from tests.integration.test_deadlines import RecordingHr
 

@@ -11,14 +11,14 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from registry.cache import EndpointCache
-from services.runner import instance_of
-from sidecar import client
-from sidecar.identity_sources import ConsulConnectIdentity
-from sidecar.server import Server
-from sidecar.spiffe import server_name
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
+from deptmesh.sidecar.identity.spiffe import server_name
 from tests.integration.servers import wait_for
 
 # Consul renews each leaf at a random moment up to 30 s after the new root.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sidecar.cli import main
+from deptmesh.sidecar.cli.command import main
 from tests.integration.servers import wait_for
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import grpc
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from sidecar.identity_sources import ConsulConnectIdentity
-from sidecar.server import Server
-from sidecar.spiffe import server_name
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
+from deptmesh.sidecar.identity.spiffe import server_name
 from tests.security.test_identity import WhoCalls
 
 

@@ -6,11 +6,11 @@ import time
 
 import grpc
 import pytest
-from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
-from registry.cache import EndpointCache
-from registry.model import Health
-from sidecar import client
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.model import Health
+from deptmesh.sidecar.channel import client
 from tests.integration.servers import wait_for
 
 

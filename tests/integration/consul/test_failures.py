@@ -8,14 +8,14 @@ import time
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 
-from registry.agent import DevAgent
-from registry.cache import EndpointCache
-from registry.consul import ConsulRegistry
-from services.launcher import ServiceProcess
-from sidecar import client
-from sidecar.identity_sources import ConsulConnectIdentity
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.process import ServiceProcess
+from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 from tests.integration.consul.conftest import Replicas
 from tests.integration.consul.test_discovery import call
 from tests.integration.servers import wait_for

@@ -7,12 +7,12 @@ import time
 import uuid
 
 import grpc
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from structlog.testing import capture_logs
 
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.policy_sources import ConsulAccessPolicy
-from sidecar.server import Server
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.sources import ConsulAccessPolicy
+from deptmesh.sidecar.identity.sources import dev_ca_identity
 from tests.integration.servers import wait_for
 from tests.security.mtls import CA, CountingPayments, channel_as, payout
 

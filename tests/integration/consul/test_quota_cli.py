@@ -10,18 +10,18 @@ import json
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 
-from registry.agent import DevAgent
-from registry.consul import ConsulRegistry
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.cli import main
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota_sources import QUOTA_POLICY_KEY, consul_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
-from sidecar.usage import Usage
-from sidecar.usage_report import UsageReporter
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.cli.command import main
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.metering.report import UsageReporter
+from deptmesh.sidecar.metering.stage import MeteringStage
+from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY, consul_quota_policy
+from deptmesh.sidecar.quotas.stage import QuotaStage
 from tests.security.mtls import CA, CountingPayments, channel_as, payout
 
 POLICY = {
@@ -40,13 +40,13 @@ def test_quota_command_shows_policy_and_usage_per_caller(capsys):
         registry = ConsulRegistry(agent.address)
         registry.kv_put(QUOTA_POLICY_KEY, json.dumps(POLICY))
         policy = consul_quota_policy(registry)
-        usage = Usage("finance")
+        usage = MeteringStage("finance")
         access = AccessPolicy([Intention("*", "finance", "allow")], MethodRules({}))
         server = Server(
             identity_source=dev_ca_identity(CA, "finance"),
             authorization=("finance", lambda: access),
-            usage=usage,
-            quotas=Quotas("finance", policy, lambda: 1),
+            metering=usage,
+            quotas=QuotaStage("finance", policy, lambda: 1),
         )
         server.add_service(
             finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],

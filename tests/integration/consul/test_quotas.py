@@ -1,4 +1,4 @@
-"""Quotas against a real Consul agent: the policy in KV, replicas from the catalog.
+"""QuotaStage against a real Consul agent: the policy in KV, replicas from the catalog.
 
 Rates are measured over real seconds, so each case offers load on a schedule
 and compares what was admitted with what the bucket allows: rate x elapsed +
@@ -15,19 +15,19 @@ from collections.abc import Iterator
 
 import grpc
 import pytest
-from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from structlog.testing import capture_logs
 
-from registry.cache import EndpointCache
-from registry.consul import ConsulRegistry
-from services.runner import instance_of
-from sidecar import client
-from sidecar.authorization import AccessPolicy, Intention, MethodRules
-from sidecar.identity_sources import dev_ca_identity
-from sidecar.quota_sources import ConsulReplicaCount, consul_quota_policy
-from sidecar.quotas import Quotas
-from sidecar.server import Server
-from sidecar.spiffe import server_name
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.sidecar import Server
+from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar.identity.spiffe import server_name
+from deptmesh.sidecar.quotas.sources import ConsulReplicaCount, consul_quota_policy
+from deptmesh.sidecar.quotas.stage import QuotaStage
 from tests.integration.servers import wait_for
 from tests.security.mtls import CA, CountingPayments
 
@@ -62,7 +62,7 @@ class QuotaService:
         server = Server(
             identity_source=dev_ca_identity(CA, self.name),
             authorization=(self.name, lambda: access),
-            quotas=Quotas(self.name, self.policy, count),
+            quotas=QuotaStage(self.name, self.policy, count),
         )
         server.add_service(
             finance_pb2.DESCRIPTOR.services_by_name["PaymentService"],

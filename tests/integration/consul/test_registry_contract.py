@@ -7,9 +7,9 @@ import uuid
 
 import pytest
 
-from registry.consul import ConsulRegistry
-from registry.static import StaticRegistry
-from services.runner import instance_of
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar.host.runner import instance_of
 from tests.integration.servers import serve_employee_service, wait_for
 from tests.integration.test_deadlines import RecordingHr
 

@@ -1,0 +1,103 @@
+"""Follows one service's healthy instances with blocking queries, in a thread."""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import structlog
+
+from deptmesh.registry.model import ServiceInstance
+from deptmesh.registry.protocol import Registry, RegistryUnavailable
+
+_log = structlog.get_logger("deptmesh.registry")
+
+OnChange = Callable[[list[ServiceInstance]], None]
+T = TypeVar("T")
+
+
+class ServiceWatch:
+    """Calls `on_change` with the healthy instances whenever they change.
+
+    Each round is a blocking query (index + wait): it returns as soon as the
+    catalog changes, so a change reaches `on_change` within one round trip.
+    When the registry is unreachable `follow` retries with backoff and jitter,
+    and `on_change` is not called: callers keep what they had.
+    """
+
+    def __init__(
+        self,
+        registry: Registry,
+        service: str,
+        on_change: OnChange,
+        *,
+        wait_seconds: float = 5.0,
+    ) -> None:
+        self._registry = registry
+        self._service = service
+        self._on_change = on_change
+        self._wait = wait_seconds
+        self._stopping = threading.Event()
+        # When the registry last answered, changed or not: the cache's staleness clock.
+        self.last_contact = time.monotonic()
+
+    def start(self, index: int = 0) -> None:
+        follow(
+            f"service-{self._service}",
+            self._query,
+            self._on_change,
+            self._stopping,
+            index=index,
+            wait_seconds=self._wait,
+        )
+
+    def stop(self) -> None:
+        # The thread may sit in a blocking query; it is a daemon and delivers
+        # nothing once stopping is set, so there is no need to wait for it.
+        self._stopping.set()
+
+    def _query(self, index: int, wait_seconds: float) -> tuple[int, list[ServiceInstance]]:
+        result = self._registry.query(self._service, index, wait_seconds)
+        self.last_contact = time.monotonic()
+        return result
+
+
+def follow(
+    what: str,
+    fetch: Callable[[int, float], tuple[int, T]],
+    on_change: Callable[[T], None],
+    stopping: threading.Event,
+    *,
+    index: int,
+    wait_seconds: float = 10.0,
+) -> threading.Thread:
+    """Runs blocking queries `fetch(index, wait)` in a daemon thread until `stopping`,
+    calling `on_change` with each new value. Errors are logged and retried after a
+    jittered pause; the last value stays in force meanwhile."""
+
+    def run() -> None:
+        nonlocal index
+        backoff = 0.05
+        while not stopping.is_set():
+            try:
+                new_index, value = fetch(index, wait_seconds)
+            except RegistryUnavailable as error:
+                if stopping.is_set():
+                    return
+                _log.warning("registry_unreachable", watching=what, error=str(error))
+                stopping.wait(random.uniform(0, backoff))
+                backoff = min(backoff * 2, 2.0)
+                continue
+            backoff = 0.05
+            if new_index != index and not stopping.is_set():
+                # A smaller index means the registry restarted: its next
+                # answers count from there.
+                index = new_index
+                on_change(value)
+
+    thread = threading.Thread(target=run, name=f"follow-{what}", daemon=True)
+    thread.start()
+    return thread

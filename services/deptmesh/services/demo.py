@@ -1,0 +1,269 @@
+"""`make demo`: three departments, one expense claim, from submission to payout.
+
+Starts a Consul dev agent, then HR, two finance replicas (sharing one database)
+and reimbursement as separate processes on free ports, each registered in Consul
+with a gRPC health check. Drives one claim end to end through the generated
+stubs (reimbursement finds HR and finance by name), shows calls spread across
+the finance replicas, prints what happened, and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+import grpc
+
+from deptmesh.common.v1 import money_pb2
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
+from deptmesh.services import intentions, quota_tiers
+from deptmesh.services.money import Amount
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.cli import main as deptmesh_command
+from deptmesh.sidecar.host.process import ServiceProcess
+from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, IdentitySource, own_spiffe_id
+from deptmesh.sidecar.tracing import Tracing, tag_current_call
+from deptmesh.sidecar.tracing.attributes import CLAIM_ID
+
+CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
+AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
+
+
+def say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+def money(value: money_pb2.Money) -> str:
+    return str(Amount.from_proto(value))
+
+
+def state(claim: reimbursement_pb2.Claim) -> str:
+    return reimbursement_pb2.ClaimState.Name(claim.state).removeprefix("CLAIM_STATE_")
+
+
+def refusal(error: grpc.RpcError) -> str:
+    return f"{error.code().name}: {error.details()}"
+
+
+def start_departments(
+    stack: ExitStack,
+    workdir: Path,
+    consul: str,
+    say: Callable[[str], None] = say,
+    extra: Sequence[str] = (),
+) -> None:
+    def start(name: str, replica: int = 1) -> None:
+        process = stack.enter_context(
+            ServiceProcess(
+                name,
+                [
+                    *("--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data"),
+                    *("--consul-address", consul, *extra),
+                ],
+                workdir / f"{name}-{replica}.log",
+            )
+        )
+        say(f"  started {name:<14} on {process.start()} (mTLS)")
+
+    start("hr")
+    start("finance")
+    start("finance", replica=2)  # a second replica over the same database
+    start("reimbursement")
+
+
+def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> None:
+    """Polls Consul until its own gRPC health checks pass for every instance."""
+    deadline = time.monotonic() + 30
+    while any(len(registry.resolve(name)) < n for name, n in expected.items()):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"services did not turn healthy in Consul: {expected}")
+        time.sleep(0.1)
+
+
+def drive_claim(cache: EndpointCache, identity: IdentitySource, tracing: Tracing) -> str | None:
+    """The claim's story in one root span, then reads across the replicas; the claim id
+    if it ended PAID."""
+    with (
+        client.connect(
+            "reimbursement", cache, identity=identity, tracing=tracing
+        ) as claims_channel,
+        client.connect("finance", cache, identity=identity, tracing=tracing) as finance_channel,
+    ):
+        claims = reimbursement_pb2_grpc.ReimbursementServiceStub(claims_channel)
+        payments = finance_pb2_grpc.PaymentServiceStub(finance_channel)
+        budgets = finance_pb2_grpc.BudgetServiceStub(finance_channel)
+        with tracing.span("demo: one expense claim"):
+            claim = tell_the_claim(claims, payments, budgets)
+        if claim is None:
+            return None
+
+        say("6. Twenty budget reads from here, balanced across the finance replicas")
+        for _ in range(20):
+            budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG"))
+        for address, calls in finance_channel.balancer().call_counts().items():
+            say(f"   finance at {address}: {calls} calls")
+        return claim.claim_id
+
+
+def tell_the_claim(
+    claims: reimbursement_pb2_grpc.ReimbursementServiceStub,
+    payments: finance_pb2_grpc.PaymentServiceStub,
+    budgets: finance_pb2_grpc.BudgetServiceStub,
+) -> reimbursement_pb2.Claim | None:
+    """Steps 1 to 5: the claim from submission to payout; the claim if it was paid once."""
+    say(f'1. {CLAIMANT} (Alan Turing) submits {money(AMOUNT)} for "Train to a conference"')
+    claim = claims.SubmitClaim(
+        reimbursement_pb2.SubmitClaimRequest(
+            employee_id=CLAIMANT, amount=AMOUNT, description="Train to a conference"
+        )
+    ).claim
+    say(f"   -> {claim.claim_id} is {state(claim)}")
+    tag_current_call(CLAIM_ID, claim.claim_id)
+
+    say(f"2. {PEER} (Katherine Johnson), a colleague, tries to approve it")
+    try:
+        claims.ApproveClaim(
+            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=PEER)
+        )
+        say("   -> unexpectedly accepted")
+        return None
+    except grpc.RpcError as error:
+        say(f"   -> refused, {refusal(error)}")
+
+    say(f"3. {MANAGER} (Grace Hopper), Alan's manager as HR says, approves it")
+    claim = claims.ApproveClaim(
+        reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+    ).claim
+    say(f"   -> {state(claim)}: reservation {claim.reservation_id}, payout {claim.payout_id}")
+
+    say("4. Approving it again")
+    try:
+        claims.ApproveClaim(
+            reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
+        )
+        say("   -> unexpectedly accepted")
+        return None
+    except grpc.RpcError as error:
+        say(f"   -> refused, {refusal(error)}")
+
+    say("5. What finance recorded")
+    payout = payments.GetPayout(finance_pb2.GetPayoutRequest(payout_id=claim.payout_id)).payout
+    say(f"   payout {payout.payout_id}: {money(payout.amount)} to {payout.payee_employee_id}")
+    ledger = payments.ListLedgerEntries(
+        finance_pb2.ListLedgerEntriesRequest(cost_center_id="CC-ENG")
+    ).entries
+    for entry in ledger:
+        say(f"   ledger #{entry.entry_id}: {money(entry.amount)} from {entry.cost_center_id}")
+    budget = budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG")).budget
+    say(
+        f"   budget CC-ENG: allocated {money(budget.allocated)}, spent {money(budget.spent)},"
+        f" available {money(budget.available)}"
+    )
+    return claim if state(claim) == "PAID" and len(ledger) == 1 else None
+
+
+def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource, tracing: Tracing) -> str | None:
+    """hr's certificate calls Payout; the id of that trace if finance refused it."""
+    say()
+    say("7. HR's own certificate tries finance's Payout directly")
+    with (
+        client.connect("finance", cache, identity=hr, tracing=tracing) as channel,
+        tracing.span("demo: hr tries to pay") as root,
+    ):
+        trace_id = format(root.get_span_context().trace_id, "032x")
+        payments = finance_pb2_grpc.PaymentServiceStub(channel)
+        try:
+            payments.Payout(
+                finance_pb2.PayoutRequest(
+                    idempotency_key="hr-1",
+                    reservation_id="rsv_x",
+                    payee_employee_id="E1001",
+                    amount=AMOUNT,
+                )
+            )
+        except grpc.RpcError as error:
+            say(f"   -> refused, {refusal(error)}")
+            return trace_id if error.code() is grpc.StatusCode.PERMISSION_DENIED else None
+    say("   -> unexpectedly accepted")
+    return None
+
+
+def main() -> int:
+    say("deptmesh demo: one expense claim across three departments")
+    say()
+    with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp:
+        store = Path(tmp) / "traces.sqlite"
+        with ExitStack() as stack:
+            claim_id, denied_trace = run_departments(stack, Path(tmp), store)
+        say("stopped every service (their last spans flushed to the trace store)")
+        if claim_id is not None:
+            show_trace(
+                f"8. The claim as on-call sees it: deptmesh trace --claim {claim_id}",
+                ["--claim", claim_id],
+                store,
+            )
+        if denied_trace is not None:
+            show_trace(
+                f"9. The refused payment: deptmesh trace {denied_trace}", [denied_trace], store
+            )
+    ok = claim_id is not None and denied_trace is not None
+    say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
+    return 0 if ok else 1
+
+
+def run_departments(stack: ExitStack, workdir: Path, store: Path) -> tuple[str | None, str | None]:
+    """Starts Consul and the departments, drives the claim and hr's attempt to pay."""
+    agent = stack.enter_context(DevAgent())
+    say(f"  started consul dev agent on {agent.address}")
+    registry = ConsulRegistry(agent.address)
+    intentions.apply(
+        registry,
+        ("demo-console", "reimbursement", "allow"),
+        ("demo-console", "finance", "allow"),
+    )
+    quota_tiers.apply(registry)
+    say("  intentions, method rules and quota tiers written to Consul (default deny)")
+    start_departments(
+        stack,
+        workdir,
+        agent.address,
+        extra=("--trace-store", str(store), "--log-format", "console"),
+    )
+    wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
+    say("  Consul's gRPC health checks pass for all four instances")
+    say(f"  every call is traced into {store.name}; service logs are in {workdir}")
+    say()
+    cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
+    # The demo calls as a Connect service of its own, over mTLS like everyone.
+    identity = ConsulConnectIdentity(registry, "demo-console")
+    stack.callback(identity.stop)
+    say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
+    tracing = Tracing.start("demo-console", store_path=store, spiffe_id=own_spiffe_id(identity))
+    stack.callback(tracing.shutdown)
+    claim_id = drive_claim(cache, identity, tracing)
+    hr_identity = ConsulConnectIdentity(registry, "hr")
+    stack.callback(hr_identity.stop)
+    hr_tracing = Tracing.start("hr", store_path=store, spiffe_id=own_spiffe_id(hr_identity))
+    stack.callback(hr_tracing.shutdown)
+    denied_trace = show_hr_cannot_pay(cache, hr_identity, hr_tracing)
+    say()
+    return claim_id, denied_trace
+
+
+def show_trace(title: str, arguments: list[str], store: Path) -> None:
+    say()
+    say(title)
+    deptmesh_command(["trace", *arguments, "--store", str(store)])
+
+
+if __name__ == "__main__":
+    sys.exit(main())

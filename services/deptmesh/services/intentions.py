@@ -1,0 +1,107 @@
+"""The company's access policy for the three departments, as the platform team sets it.
+
+Intentions (who may call whom; everything else is denied) and the method rules
+document (which callers may use which methods). This module is the one source of
+both: `apply` writes them to Consul, where the services watch them; without
+Consul, `python -m services.intentions PATH` writes them as a policy file for
+`--policy-file PATH` (see sidecar.policy_sources.FileAccessPolicy). Either way
+changes apply without a restart.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.sidecar.authorization.sources import METHOD_RULES_KEY, parse_policy_document
+
+INTENTIONS = (
+    ("reimbursement", "hr", "allow"),
+    ("reimbursement", "finance", "allow"),
+    ("finance", "hr", "allow"),
+    ("hr", "finance", "allow"),  # e.g. budget reads; Payout is ruled out below
+)
+
+METHOD_RULES = {
+    "methods": {
+        "/deptmesh.finance.v1.PaymentService/Payout": ["reimbursement"],
+        "/deptmesh.finance.v1.BudgetService/ReserveFunds": ["reimbursement"],
+        "/deptmesh.finance.v1.BudgetService/ReleaseReservation": ["reimbursement"],
+    }
+}
+
+Extra = tuple[str, str, str]
+
+
+def apply(registry: ConsulRegistry, *extra: Extra) -> None:
+    """Writes the intentions (plus `extra` ones) and the method rules to Consul."""
+    for source, destination, action in (*INTENTIONS, *extra):
+        registry.set_intention(source, destination, action)
+    registry.kv_put(METHOD_RULES_KEY, json.dumps(METHOD_RULES))
+
+
+def as_policy_document(*extra: Extra) -> dict[str, object]:
+    """The intentions (plus `extra` ones) and the method rules as one policy file document."""
+    return {
+        "intentions": [
+            {"source": source, "destination": destination, "action": action}
+            for source, destination, action in (*INTENTIONS, *extra)
+        ],
+        "methods": METHOD_RULES["methods"],
+    }
+
+
+def write_policy_file(path: Path, *extra: Extra) -> None:
+    """Writes `as_policy_document(*extra)` to `path`, replacing it in one step.
+
+    The document is validated first (ValueError if an `extra` intention is not
+    valid), and a service watching the file never reads it half written.
+    """
+    text = json.dumps(as_policy_document(*extra), indent=2) + "\n"
+    parse_policy_document(text)
+    descriptor, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.chmod(temporary, 0o644)  # mkstemp's 0600 would hide it from a service's user
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m services.intentions",
+        description="Writes the company's access policy as a policy file (--policy-file).",
+    )
+    parser.add_argument("path", type=Path, help="the policy file to write (replaced atomically)")
+    parser.add_argument(
+        "--allow",
+        action="append",
+        default=[],
+        metavar="SOURCE:DESTINATION",
+        help="an extra allow intention, e.g. anonymous:hr for a plaintext development service",
+    )
+    args = parser.parse_args(argv)
+    extra: list[Extra] = []
+    for pair in args.allow:
+        source, colon, destination = pair.partition(":")
+        if not colon or not source or not destination:
+            parser.error(f"--allow takes SOURCE:DESTINATION, got {pair!r}")
+        extra.append((source, destination, "allow"))
+    try:
+        write_policy_file(args.path, *extra)
+    except ValueError as error:
+        parser.error(str(error))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,134 @@
+"""Reimbursement's outbound wiring, in one place: the departments it calls and how.
+
+Every call goes through a sidecar channel (so it always has a deadline), and
+every failure of another department becomes one of our own errors here, so the
+claim logic never handles grpc errors.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import grpc
+from google.rpc import error_details_pb2
+from grpc_status import rpc_status
+
+from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.services.money import Amount
+from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.errors import FailedPrecondition, ServiceError, Unavailable
+from deptmesh.sidecar.identity.sources import IdentitySource
+from deptmesh.sidecar.tracing import Tracing
+
+# How long one call to another department may take.
+CALL_TIMEOUT_SECONDS = 3.0
+_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+
+
+@dataclass(frozen=True, slots=True)
+class Manager:
+    """What reimbursement needs to know about a claimant from HR."""
+
+    manager_id: str
+    cost_center_id: str
+
+
+class Departments:
+    """HR and finance as reimbursement uses them."""
+
+    def __init__(
+        self, cache: EndpointCache, identity: IdentitySource | None, tracing: Tracing | None
+    ) -> None:
+        self._hr_channel, self._finance_channel = (
+            client.connect(
+                name,
+                cache,
+                identity=identity,
+                default_timeout=CALL_TIMEOUT_SECONDS,
+                tracing=tracing,
+            )
+            for name in ("hr", "finance")
+        )
+        self._employees = hr_pb2_grpc.EmployeeServiceStub(self._hr_channel)
+        self._budgets = finance_pb2_grpc.BudgetServiceStub(self._finance_channel)
+        self._payments = finance_pb2_grpc.PaymentServiceStub(self._finance_channel)
+
+    def close(self) -> None:
+        self._hr_channel.close()
+        self._finance_channel.close()
+
+    def employee(self, employee_id: str) -> Manager | None:
+        """The employee's manager and cost centre, or None when HR has no such employee."""
+        try:
+            response = self._employees.GetEmployee(
+                hr_pb2.GetEmployeeRequest(employee_id=employee_id)
+            )
+        except grpc.RpcError as error:
+            if error.code() is grpc.StatusCode.NOT_FOUND:
+                return None
+            raise _our_error("hr", error) from error
+        return Manager(response.employee.manager_id, response.employee.cost_center_id)
+
+    def reserve(self, claim_id: str, cost_center_id: str, amount: Amount) -> str:
+        """Reserves the claim's amount (once per claim); returns the reservation id."""
+        with _mapped("finance"):
+            response = self._budgets.ReserveFunds(
+                finance_pb2.ReserveFundsRequest(
+                    idempotency_key=claim_id,
+                    cost_center_id=cost_center_id,
+                    amount=amount.to_proto(),
+                )
+            )
+        return response.reservation.reservation_id
+
+    def pay(self, claim_id: str, reservation_id: str, employee_id: str, amount: Amount) -> str:
+        """Pays the claim (once per claim, whatever the retries); returns the payout id."""
+        with _mapped("finance"):
+            response = self._payments.Payout(
+                finance_pb2.PayoutRequest(
+                    idempotency_key=claim_id,
+                    reservation_id=reservation_id,
+                    payee_employee_id=employee_id,
+                    amount=amount.to_proto(),
+                    memo=f"reimbursement {claim_id}",
+                )
+            )
+        return response.payout.payout_id
+
+
+@contextmanager
+def _mapped(department: str) -> Iterator[None]:
+    """Turns another department's failure into ours, keeping its reason."""
+    try:
+        yield
+    except grpc.RpcError as error:
+        raise _our_error(department, error) from error
+
+
+def _our_error(department: str, error: grpc.RpcError) -> ServiceError:
+    code: grpc.StatusCode = error.code()
+    details: str = error.details() or ""
+    metadata = {"department": department}
+    if code in _RETRYABLE:
+        return Unavailable(
+            f"{department} is unavailable ({code.name})",
+            reason="DEPENDENCY_UNAVAILABLE",
+            metadata=metadata,
+        )
+    # Anything else another department refuses is a state we cannot change
+    # from here; its own reason (INSUFFICIENT_FUNDS, ...) tells the caller why.
+    reason = _reason_of(error) or f"{department.upper()}_{code.name}"
+    return FailedPrecondition(f"{department}: {details}", reason=reason, metadata=metadata)
+
+
+def _reason_of(error: grpc.RpcError) -> str:
+    status = rpc_status.from_call(error)  # type: ignore[arg-type]  # RpcErrors from stubs are Calls
+    for detail in [] if status is None else status.details:
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(info):
+            return str(info.reason)
+    return ""

@@ -1,0 +1,149 @@
+"""The `deptmesh` command: platform tools, one subcommand each.
+
+Other installed packages add subcommands through the `deptmesh.commands` entry
+point group: each entry point is a function given argparse's subparsers, which
+adds its command (deptmesh.services adds `demo` this way).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+from collections.abc import Callable, Sequence
+from importlib.metadata import entry_points, version
+from pathlib import Path
+from typing import Any
+
+from deptmesh.sidecar.cli.tables import table
+
+COMMANDS_GROUP = "deptmesh.commands"
+
+
+def _services(args: argparse.Namespace) -> int:
+    from deptmesh.registry.consul import ConsulRegistry
+    from deptmesh.registry.protocol import RegistryUnavailable
+
+    try:
+        instances = ConsulRegistry(args.consul_address).services()
+    except RegistryUnavailable as error:
+        print(f"deptmesh services: {error}", file=sys.stderr)
+        return 1
+    rows = [("SERVICE", "INSTANCE", "ADDRESS", "HEALTH", "CONTRACT")]
+    rows += [
+        (i.service, i.instance_id, i.endpoint, i.health.value, i.contract_version or "-")
+        for i in instances
+    ]
+    print(table(rows))
+    return 0
+
+
+def _quota(args: argparse.Namespace) -> int:
+    from deptmesh.registry.consul import ConsulRegistry
+    from deptmesh.registry.protocol import RegistryUnavailable
+    from deptmesh.sidecar.cli.quota_report import policy_rows, usage_rows
+    from deptmesh.sidecar.metering.report import USAGE_PREFIX
+    from deptmesh.sidecar.quotas.policy import parse_quota_policy
+    from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
+
+    registry = ConsulRegistry(args.consul_address)
+    try:
+        _, document = registry.kv_value(QUOTA_POLICY_KEY, 0, 0)
+        reports = registry.kv_values(USAGE_PREFIX)
+    except RegistryUnavailable as error:
+        print(f"deptmesh quota: {error}", file=sys.stderr)
+        return 1
+    if document is None:
+        print(f"no quota policy at {QUOTA_POLICY_KEY}: nobody is limited")
+    else:
+        try:
+            tiers, assignments = policy_rows(parse_quota_policy(document))
+        except ValueError as error:
+            print(f"deptmesh quota: the policy at {QUOTA_POLICY_KEY} is invalid: {error}")
+            return 1
+        print(f"quota policy ({QUOTA_POLICY_KEY})\n{table(tiers)}\n\n{table(assignments)}")
+    rows = usage_rows(reports.values())
+    print(f"\nusage per caller (from {len(reports)} instance reports)")
+    print(table(rows) if len(rows) > 1 else "no calls yet")
+    return 0
+
+
+def _trace(args: argparse.Namespace) -> int:
+    from deptmesh.sidecar.cli.trace_view import render_trace
+    from deptmesh.sidecar.tracing.store import TraceStore, TraceStoreError, default_store_path
+
+    path = args.store or default_store_path()
+    if args.trace_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.trace_id):
+        print(
+            f"deptmesh trace: {args.trace_id!r} is not a trace id (32 hex digits)", file=sys.stderr
+        )
+        return 1
+    try:
+        with TraceStore(path) as store:
+            if args.last:
+                last = store.last_trace_id()
+                trace_ids, missing = [] if last is None else [last], f"no traces in {path}"
+            elif args.claim is not None:
+                trace_ids = store.trace_ids_of_claim(args.claim)
+                missing = f"no trace of claim {args.claim!r} in {path}"
+            else:
+                trace_ids, missing = [args.trace_id], f"no trace {args.trace_id} in {path}"
+            traces = [spans for spans in map(store.spans_of, trace_ids) if spans]
+    except TraceStoreError as error:
+        print(f"deptmesh trace: {error}", file=sys.stderr)
+        return 1
+    if not traces:
+        print(f"deptmesh trace: {missing}", file=sys.stderr)
+        return 1
+    print("\n\n".join(map(render_trace, traces)))
+    return 0
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"deptmesh {version('deptmesh')}")
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="deptmesh", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("version", help="print the installed version").set_defaults(run=_version)
+    # Commands other packages add (the demo, from deptmesh.services): the library
+    # itself never imports what is built on it.
+    for entry_point in entry_points(group=COMMANDS_GROUP):
+        add_command: Callable[[Any], None] = entry_point.load()
+        add_command(commands)
+    services = commands.add_parser(
+        "services", help="list services, instances, health and contract version from Consul"
+    )
+    services.set_defaults(run=_services)
+    quota = commands.add_parser("quota", help="show the quota policy and live usage per caller")
+    quota.set_defaults(run=_quota)
+    for command in (services, quota):
+        command.add_argument(
+            "--consul-address",
+            default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
+            help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
+        )
+    trace = commands.add_parser(
+        "trace", help="show one request across departments as a waterfall, from the trace store"
+    )
+    trace.set_defaults(run=_trace)
+    which = trace.add_mutually_exclusive_group(required=True)
+    which.add_argument("trace_id", nargs="?", help="the trace to show (32 hex digits)")
+    which.add_argument("--last", action="store_true", help="the trace that started last")
+    which.add_argument("--claim", metavar="CLAIM_ID", help="every trace about this claim")
+    trace.add_argument(
+        "--store",
+        type=Path,
+        help="the trace store (default $DEPTMESH_TRACE_STORE, else"
+        " $XDG_STATE_HOME/deptmesh/traces.sqlite, else ~/.local/state/deptmesh/traces.sqlite)",
+    )
+    args = parser.parse_args(argv)
+    result: int = args.run(args)
+    return result
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,36 @@
+"""The time a call has left: every outbound call has a deadline, and never outlives the
+inbound call it serves.
+
+The server chain's deadline stage records when the inbound call must finish;
+outbound calls made while handling it get the smaller of their own timeout and
+the time left.
+"""
+
+from __future__ import annotations
+
+import time
+from contextvars import ContextVar
+
+__all__ = ["outbound_timeout", "remaining_seconds", "set_inbound_deadline"]
+
+# time.monotonic() by which the inbound call being handled must finish. Set for every
+# call by the deadline stage and not reset (see chain/core.py).
+_inbound_deadline: ContextVar[float | None] = ContextVar("deptmesh_deadline", default=None)
+
+
+def set_inbound_deadline(deadline: float | None) -> None:
+    """Records when (time.monotonic()) the inbound call being handled must finish."""
+    _inbound_deadline.set(deadline)
+
+
+def remaining_seconds() -> float | None:
+    """Seconds left for the inbound call being handled; None outside a call or without one."""
+    deadline = _inbound_deadline.get()
+    return None if deadline is None else deadline - time.monotonic()
+
+
+def outbound_timeout(requested: float | None, default: float) -> float:
+    """The timeout an outbound call gets: its own (or the default), capped by the inbound one."""
+    timeout = default if requested is None else requested
+    left = remaining_seconds()
+    return timeout if left is None else max(0.0, min(timeout, left))
