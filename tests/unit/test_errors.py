@@ -36,7 +36,7 @@ class TestServiceError:
         """Each error type carries its own status code into its status proto."""
         error = error_type("something went wrong")
 
-        assert error.code is code
+        assert error.status_code is code
         assert isinstance(error, ServiceError)
         status = error.to_status_proto()
         assert status.code == code.value[0]
@@ -46,7 +46,7 @@ class TestServiceError:
         """InvalidArgument is INVALID_ARGUMENT."""
         error = InvalidArgument([FieldViolation("a", "required")])
 
-        assert error.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert error.status_code is grpc.StatusCode.INVALID_ARGUMENT
         assert error.to_status_proto().code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
 
     def test_no_reason_no_details(self):

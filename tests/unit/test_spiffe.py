@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from deptmesh.sidecar.errors import IdentityError
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
 from deptmesh.sidecar.identity.spiffe import (
-    IdentityError,
     identity_of_certificate,
     parse_spiffe_id,
     server_name,

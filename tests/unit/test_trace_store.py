@@ -27,6 +27,7 @@ from opentelemetry.trace import (
 )
 from structlog.testing import capture_logs
 
+from deptmesh.sidecar.errors import TraceStoreError
 from deptmesh.sidecar.tracing import store as trace_store
 from deptmesh.sidecar.tracing.attributes import (
     CALLER_SERVICE,
@@ -37,7 +38,6 @@ from deptmesh.sidecar.tracing.attributes import (
 )
 from deptmesh.sidecar.tracing.store import (
     TraceStore,
-    TraceStoreError,
     TraceStoreExporter,
     default_store_path,
 )

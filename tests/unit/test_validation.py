@@ -121,7 +121,7 @@ class TestRaiseIfAny:
         with pytest.raises(InvalidArgument) as raised:
             violations.raise_if_any()
 
-        assert raised.value.code is grpc.StatusCode.INVALID_ARGUMENT
+        assert raised.value.status_code is grpc.StatusCode.INVALID_ARGUMENT
         assert [v.field for v in raised.value.violations] == [
             "employee_id",
             "idempotency_key",

@@ -23,6 +23,7 @@ import structlog
 
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.watch import follow
+from deptmesh.sidecar.control_plane import asking_consul
 
 __all__ = ["ConsulDocument", "FileDocument"]
 
@@ -52,7 +53,8 @@ class ConsulDocument(Generic[T]):
         self._name = name
         self._stopping = threading.Event()
         self._value = absent
-        index, text = registry.kv_value(key, 0, 0)
+        with asking_consul(f"the {name} document at {key}"):
+            index, text = registry.kv_value(key, 0, 0)
         self._apply(text)
         follow(
             f"kv-{key}",

@@ -1,9 +1,29 @@
-"""The one error tree of deptmesh services, mapped to gRPC statuses at the boundary.
+"""The one error tree of deptmesh, mapped to gRPC statuses at the boundary.
+
+    ServiceError                  a failure a caller should see: a status code,
+    │                             a message and google.rpc details
+    ├── InvalidArgument           INVALID_ARGUMENT, BadRequest naming every bad field
+    ├── NotFound                  NOT_FOUND
+    ├── AlreadyExists             ALREADY_EXISTS, ErrorInfo
+    ├── FailedPrecondition        FAILED_PRECONDITION, ErrorInfo
+    ├── Unauthenticated           UNAUTHENTICATED
+    │   └── IdentityError         a certificate or SPIFFE ID that names no acceptable
+    │                             workload (also a ValueError)
+    ├── PermissionDenied          PERMISSION_DENIED, ErrorInfo with the rule that matched
+    ├── QuotaExceeded             RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo + ErrorInfo
+    └── Unavailable               UNAVAILABLE: retrying later may succeed
+        ├── NoEndpoint            no usable instance of a service is known (also a
+        │                         grpc.RpcError, raised where a call would have been)
+        ├── ControlPlaneUnavailable   Consul could not be asked (from the registry's
+        │                         RegistryUnavailable)
+        └── TraceStoreError       the trace store is missing or cannot be read
 
 A handler raises one of these; the server chain's status mapping turns it into
-a status code with google.rpc details (BadRequest, ErrorInfo, QuotaFailure,
-RetryInfo); the chain's own refusals are built from the same classes. Anything else a
-handler raises becomes INTERNAL with no detail, so internals never reach a caller.
+a status code with google.rpc details; the chain's own refusals are built from
+the same classes, and the sidecar raises them to the code that uses it.
+Anything else a handler raises becomes INTERNAL with no detail, so internals
+never reach a caller. Errors of the layer below (deptmesh.registry) are mapped
+into this tree where the sidecar meets them (`raise ... from error`).
 """
 
 from __future__ import annotations
@@ -19,13 +39,18 @@ from grpc_status import rpc_status
 
 __all__ = [
     "AlreadyExists",
+    "ControlPlaneUnavailable",
     "FailedPrecondition",
     "FieldViolation",
+    "IdentityError",
     "InvalidArgument",
+    "NoEndpoint",
     "NotFound",
     "PermissionDenied",
     "QuotaExceeded",
     "ServiceError",
+    "TraceStoreError",
+    "Unauthenticated",
     "Unavailable",
 ]
 
@@ -43,7 +68,7 @@ class FieldViolation:
 class ServiceError(Exception):
     """A failure a caller should see, with a status code and a machine-readable reason."""
 
-    code: grpc.StatusCode = grpc.StatusCode.INTERNAL
+    status_code: grpc.StatusCode = grpc.StatusCode.INTERNAL
 
     def __init__(
         self, message: str, *, reason: str = "", metadata: Mapping[str, str] | None = None
@@ -53,7 +78,7 @@ class ServiceError(Exception):
         self.reason = reason
         self.metadata = dict(metadata or {})
 
-    def details(self) -> list[Message]:
+    def detail_messages(self) -> list[Message]:
         """The google.rpc detail messages that explain this error."""
         if not self.reason:
             return []
@@ -65,11 +90,13 @@ class ServiceError(Exception):
 
     def to_status_proto(self) -> status_pb2.Status:
         packed = []
-        for detail in self.details():
+        for detail in self.detail_messages():
             container = any_pb2.Any()
             container.Pack(detail)
             packed.append(container)
-        return status_pb2.Status(code=self.code.value[0], message=self.message, details=packed)
+        return status_pb2.Status(
+            code=self.status_code.value[0], message=self.message, details=packed
+        )
 
     def to_status(self) -> grpc.Status:
         """The status a call ends with for this error."""
@@ -79,14 +106,14 @@ class ServiceError(Exception):
 class InvalidArgument(ServiceError):
     """The request is malformed; `violations` names every bad field."""
 
-    code = grpc.StatusCode.INVALID_ARGUMENT
+    status_code = grpc.StatusCode.INVALID_ARGUMENT
 
     def __init__(self, violations: Iterable[FieldViolation]) -> None:
         self.violations = tuple(violations)
         fields = ", ".join(v.field for v in self.violations)
         super().__init__(f"invalid request: {fields}")
 
-    def details(self) -> list[Message]:
+    def detail_messages(self) -> list[Message]:
         return [
             error_details_pb2.BadRequest(
                 field_violations=[
@@ -102,31 +129,41 @@ class InvalidArgument(ServiceError):
 class NotFound(ServiceError):
     """The named resource does not exist."""
 
-    code = grpc.StatusCode.NOT_FOUND
+    status_code = grpc.StatusCode.NOT_FOUND
 
 
 class AlreadyExists(ServiceError):
     """A resource with that key exists and differs from what was asked for."""
 
-    code = grpc.StatusCode.ALREADY_EXISTS
+    status_code = grpc.StatusCode.ALREADY_EXISTS
 
 
 class FailedPrecondition(ServiceError):
     """The system is not in a state where the request can be carried out."""
 
-    code = grpc.StatusCode.FAILED_PRECONDITION
+    status_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
+class Unauthenticated(ServiceError):
+    """The caller is not who it must be: no verified certificate naming one of our services."""
+
+    status_code = grpc.StatusCode.UNAUTHENTICATED
+
+
+class IdentityError(Unauthenticated, ValueError):
+    """A certificate or SPIFFE ID that does not name exactly one acceptable workload."""
 
 
 class PermissionDenied(ServiceError):
     """The caller may not do this."""
 
-    code = grpc.StatusCode.PERMISSION_DENIED
+    status_code = grpc.StatusCode.PERMISSION_DENIED
 
 
 class QuotaExceeded(ServiceError):
     """The caller is over its quota: who (`subject`), which limit, and when to try again."""
 
-    code = grpc.StatusCode.RESOURCE_EXHAUSTED
+    status_code = grpc.StatusCode.RESOURCE_EXHAUSTED
 
     def __init__(
         self,
@@ -143,7 +180,7 @@ class QuotaExceeded(ServiceError):
         self.limit = limit
         self.retry_after_seconds = retry_after_seconds
 
-    def details(self) -> list[Message]:
+    def detail_messages(self) -> list[Message]:
         retry = duration_pb2.Duration()
         retry.FromNanoseconds(max(1_000_000, int(self.retry_after_seconds * 1e9)))
         violation = error_details_pb2.QuotaFailure.Violation(
@@ -152,11 +189,39 @@ class QuotaExceeded(ServiceError):
         return [
             error_details_pb2.QuotaFailure(violations=[violation]),
             error_details_pb2.RetryInfo(retry_delay=retry),
-            *super().details(),
+            *super().detail_messages(),
         ]
 
 
 class Unavailable(ServiceError):
     """A dependency could not be reached; retrying later may succeed."""
 
-    code = grpc.StatusCode.UNAVAILABLE
+    status_code = grpc.StatusCode.UNAVAILABLE
+
+
+class NoEndpoint(Unavailable, grpc.RpcError):
+    """No usable instance of the service is known: raised where the call would have been.
+
+    It is also a grpc.RpcError with code() and details(), so callers of a stub
+    handle it as they handle any other UNAVAILABLE call.
+    """
+
+    def code(self) -> grpc.StatusCode:
+        return grpc.StatusCode.UNAVAILABLE
+
+    def details(self) -> str:
+        return self.message
+
+    def initial_metadata(self) -> tuple[()]:
+        return ()
+
+    def trailing_metadata(self) -> tuple[()]:
+        return ()
+
+
+class ControlPlaneUnavailable(Unavailable):
+    """Consul, the control plane, could not be asked (unreachable, or it refused)."""
+
+
+class TraceStoreError(Unavailable):
+    """The trace store is missing or cannot be read."""

@@ -54,6 +54,7 @@ from deptmesh.sidecar.authorization.policy import (
     method_rules_from_json,
     parse_method_rules,
 )
+from deptmesh.sidecar.control_plane import asking_consul
 from deptmesh.sidecar.documents import MAX_DOCUMENT_BYTES, FileDocument
 
 __all__ = [
@@ -86,8 +87,9 @@ class ConsulAccessPolicy:
     def __init__(self, registry: ConsulRegistry, *, rules_key: str = METHOD_RULES_KEY) -> None:
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        intentions_index, entries = registry.intentions(0, 0)
-        rules_index, document = registry.kv_value(rules_key, 0, 0)
+        with asking_consul("the intentions and method rules"):
+            intentions_index, entries = registry.intentions(0, 0)
+            rules_index, document = registry.kv_value(rules_key, 0, 0)
         self._intentions = _intentions(entries)
         self._rules = MethodRules({})
         self._policy = AccessPolicy(self._intentions, self._rules)

@@ -32,7 +32,8 @@ def _fail(call: Call, context: grpc.ServicerContext, error: Exception) -> NoRetu
 
 def _unary_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> Behavior:
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        call, refusal = chain.open(method, context, request)
+        # types-grpcio's ServicerContext lacks code(), which grpc has had since 1.38.
+        call, refusal = chain.open(method, context, request)  # type: ignore[arg-type]
         if refusal is not None:
             context.abort_with_status(with_trailing(refusal, call))
         try:
@@ -50,7 +51,8 @@ def _streaming_response(chain: Chain, method: RpcMethod, behavior: Behavior) -> 
     # grpc iterates the responses on the same worker thread after this returns,
     # so the stages run when iteration starts and finish when it ends.
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        call, refusal = chain.open(method, context, request)
+        # types-grpcio's ServicerContext lacks code(), which grpc has had since 1.38.
+        call, refusal = chain.open(method, context, request)  # type: ignore[arg-type]
         if refusal is not None:
             context.abort_with_status(with_trailing(refusal, call))
         try:

@@ -17,15 +17,27 @@ from __future__ import annotations
 
 import collections
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import grpc
+from google.protobuf.message import Message
+from opentelemetry.trace import Span
 
-__all__ = ["Call", "Chain", "RpcMethod", "Stage", "Status", "with_trailing"]
+__all__ = [
+    "Call",
+    "CallContext",
+    "Chain",
+    "Gate",
+    "QuotaNote",
+    "RpcMethod",
+    "Stage",
+    "Status",
+    "with_trailing",
+]
 
-Metadata = tuple[tuple[str, str], ...]
+Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,6 +54,37 @@ class RpcMethod:
     def from_path(cls, path: str, handler: grpc.RpcMethodHandler[Any, Any]) -> RpcMethod:
         service, _, name = path.lstrip("/").partition("/")
         return cls(path, service, name, handler.request_streaming, handler.response_streaming)
+
+
+class CallContext(Protocol):
+    """What stages use of a call's grpc.ServicerContext or grpc.aio.ServicerContext: both
+    offer these with the same meaning. (Their type stubs disagree on the details: grpc
+    returns the auth context as property -> list of values, the metadata as (key, value)
+    pairs.)"""
+
+    def auth_context(self) -> Mapping[str, Any]: ...
+
+    def time_remaining(self) -> float | None: ...
+
+    def invocation_metadata(self) -> Any: ...
+
+    def peer(self) -> str: ...
+
+    def code(self) -> Any: ...
+
+    def set_trailing_metadata(self, trailing_metadata: Any) -> None: ...
+
+
+class QuotaNote:
+    """What the quota stage decided for a call, for the stages that report on it."""
+
+    __slots__ = ("caller", "shadow_throttled", "throttled", "tier")
+
+    def __init__(self, caller: str, tier: str, *, throttled: bool, shadow_throttled: bool) -> None:
+        self.caller = caller
+        self.tier = tier
+        self.throttled = throttled  # refused by the caller's quota
+        self.shadow_throttled = shadow_throttled  # would have been: the tier is in shadow mode
 
 
 class Call:
@@ -61,26 +104,23 @@ class Call:
         "trailing",
     )
 
-    def __init__(self, method: RpcMethod, context: Any, request: Any) -> None:
+    def __init__(self, method: RpcMethod, context: CallContext, request: Message | None) -> None:
         self.method = method
-        # A grpc.ServicerContext or grpc.aio.ServicerContext: stages use only
-        # what both offer (auth_context, time_remaining, invocation_metadata).
         self.context = context
-        self.request = request  # the request message; None for a client stream
-        self.response: Any = None  # the response message once sent; None for a stream
+        self.request = request  # None for a client stream, or bytes that did not parse
+        self.response: Message | None = None  # once sent; None for a stream
         self.code = grpc.StatusCode.OK
         self.started_ns = time.perf_counter_ns()
         self.entered = 0  # how many stages let the call through
         # Trailing metadata stages add (for example the caller's remaining
         # quota); the adapters send it with every response, errors included.
         self.trailing: Metadata = ()
-        # What the quota stage decided (a sidecar.quotas.QuotaNote), for the
-        # stages that report on the call.
-        self.quota: Any = None
+        # What the quota stage decided, when a quota applies.
+        self.quota: QuotaNote | None = None
         # The status a stage refused the call with, if one did.
         self.refusal: grpc.Status | None = None
-        # The call's server span.
-        self.span: Any = None
+        # The call's server span, when the chain traces.
+        self.span: Span | None = None
 
 
 class Status(
@@ -138,13 +178,13 @@ class Chain:
         ]
 
     def open(
-        self, method: RpcMethod, context: Any, request: Any
+        self, method: RpcMethod, context: CallContext, request: object
     ) -> tuple[Call, grpc.Status | None]:
         """Starts a call through every stage: the call, and the refusal if a stage refused it.
 
         A refused call is already finished for the stages that let it through.
         """
-        call = Call(method, context, None if method.request_streaming else request)
+        call = Call(method, context, request if isinstance(request, Message) else None)
         for entered, start in enumerate(self._starts):
             refusal = start(call)
             if refusal is not None:

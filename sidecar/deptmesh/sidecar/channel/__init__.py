@@ -9,7 +9,7 @@ default, never beyond the inbound call's remaining time.
 
 from deptmesh.sidecar.channel._aio import AioServiceChannel
 from deptmesh.sidecar.channel._aio import connect as aio_connect
-from deptmesh.sidecar.channel._sync import NoEndpointError, ServiceChannel
+from deptmesh.sidecar.channel._sync import ServiceChannel
 from deptmesh.sidecar.channel.client import (
     DEFAULT_TIMEOUT_SECONDS,
     connect,
@@ -20,7 +20,6 @@ from deptmesh.sidecar.channel.client import (
 __all__ = [
     "DEFAULT_TIMEOUT_SECONDS",
     "AioServiceChannel",
-    "NoEndpointError",
     "ServiceChannel",
     "aio_connect",
     "connect",

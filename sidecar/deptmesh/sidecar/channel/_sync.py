@@ -21,6 +21,7 @@ from deptmesh.sidecar.channel.balancer import Balancer, Endpoint
 from deptmesh.sidecar.channel.idempotency import is_idempotent
 from deptmesh.sidecar.channel.retry_info import quota_retry_delay
 from deptmesh.sidecar.deadline.budget import outbound_timeout
+from deptmesh.sidecar.errors import NoEndpoint
 from deptmesh.sidecar.identity.sources import IdentitySource
 from deptmesh.sidecar.tracing import ClientSpan, Tracing, client_span
 
@@ -29,30 +30,6 @@ Metadata = tuple[tuple[str, str | bytes], ...]
 MAX_ATTEMPTS = 3
 # grpc's own words for a call that never got a connection to a server.
 _NOT_CONNECTED = ("failed to connect", "connection refused", "connections to all backends failing")
-
-
-class NoEndpointError(grpc.RpcError):
-    """UNAVAILABLE before any call was made: no usable instance of the service is known.
-
-    It is a grpc.RpcError with code() and details() like a failed call, so
-    callers handle it as they handle any other UNAVAILABLE.
-    """
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self._message = message
-
-    def code(self) -> grpc.StatusCode:
-        return grpc.StatusCode.UNAVAILABLE
-
-    def details(self) -> str:
-        return self._message
-
-    def initial_metadata(self) -> tuple[()]:
-        return ()
-
-    def trailing_metadata(self) -> tuple[()]:
-        return ()
 
 
 def _never_reached_server(error: grpc.RpcError) -> bool:
@@ -146,7 +123,7 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
             try:
                 endpoint = balancer.pick(avoid=tried)
             except ServiceUnavailable as error:
-                raise NoEndpointError(str(error)) from error
+                raise NoEndpoint(str(error)) from error
             tried.append(endpoint.address)
             if traced is not None:
                 traced.attempt(endpoint.address)
@@ -189,7 +166,7 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         try:
             endpoint = balancer.pick()
         except ServiceUnavailable as error:
-            raise NoEndpointError(str(error)) from error
+            raise NoEndpoint(str(error)) from error
         future = self._endpoint_callable(endpoint).future(
             request,
             timeout=outbound_timeout(timeout, self._channel.default_timeout),
@@ -233,7 +210,7 @@ class ServiceChannel(grpc.Channel):
                 self._subscribed = True
             self._cache.instances(self.service)  # raises when the endpoints are too stale
         except ServiceUnavailable as error:
-            raise NoEndpointError(str(error)) from error
+            raise NoEndpoint(str(error)) from error
         return self._balancer
 
     def unary_unary(
@@ -249,7 +226,7 @@ class ServiceChannel(grpc.Channel):
         try:
             endpoint = self.balancer().pick()
         except ServiceUnavailable as error:
-            raise NoEndpointError(str(error)) from error
+            raise NoEndpoint(str(error)) from error
         self._balancer.release(endpoint, connection_failed=False)
         return endpoint.channel
 
@@ -279,4 +256,4 @@ class ServiceChannel(grpc.Channel):
         self.close()
 
 
-__all__ = ["NoEndpointError", "ServiceChannel"]
+__all__ = ["ServiceChannel"]

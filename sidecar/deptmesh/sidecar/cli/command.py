@@ -71,7 +71,8 @@ def _quota(args: argparse.Namespace) -> int:
 
 def _trace(args: argparse.Namespace) -> int:
     from deptmesh.sidecar.cli.trace_view import render_trace
-    from deptmesh.sidecar.tracing.store import TraceStore, TraceStoreError, default_store_path
+    from deptmesh.sidecar.errors import TraceStoreError
+    from deptmesh.sidecar.tracing.store import TraceStore, default_store_path
 
     path = args.store or default_store_path()
     if args.trace_id is not None and not re.fullmatch(r"[0-9a-fA-F]{32}", args.trace_id):

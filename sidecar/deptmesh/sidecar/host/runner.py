@@ -32,6 +32,7 @@ from deptmesh.registry.model import ServiceInstance
 from deptmesh.registry.protocol import Registry, RegistryUnavailable
 from deptmesh.sidecar.authorization import PolicySource
 from deptmesh.sidecar.authorization.sources import ConsulAccessPolicy, FileAccessPolicy
+from deptmesh.sidecar.errors import ControlPlaneUnavailable
 from deptmesh.sidecar.identity import IdentitySource
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, own_spiffe_id
 from deptmesh.sidecar.logs import configure_logging
@@ -208,7 +209,7 @@ def parse_options(
         if registry is not None:
             quota_policy = consul_quota_policy(registry)
             replicas = ConsulReplicaCount(registry, name)
-    except RegistryUnavailable as error:
+    except ControlPlaneUnavailable as error:
         log.error("consul_unreachable", error=str(error))
         raise SystemExit(1) from error
     if args.policy_file is not None:

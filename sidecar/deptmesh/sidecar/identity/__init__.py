@@ -6,6 +6,7 @@ takes the caller only from the verified client certificate; spiffe.py: what
 such a certificate must say; dev_ca.py: a local CA for tests and one host.
 """
 
+from deptmesh.sidecar.errors import IdentityError
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority, IssuedCertificate
 from deptmesh.sidecar.identity.sources import (
     ConsulConnectIdentity,
@@ -16,7 +17,6 @@ from deptmesh.sidecar.identity.sources import (
     own_spiffe_id,
 )
 from deptmesh.sidecar.identity.spiffe import (
-    IdentityError,
     SpiffeId,
     identity_of_certificate,
     parse_spiffe_id,

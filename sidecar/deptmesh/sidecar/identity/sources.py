@@ -24,6 +24,7 @@ import structlog
 
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.watch import follow
+from deptmesh.sidecar.control_plane import asking_consul
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
 from deptmesh.sidecar.identity.spiffe import identity_of_certificate
 
@@ -80,8 +81,9 @@ class ConsulConnectIdentity:
         self._service = service
         self._stopping = threading.Event()
         self._lock = threading.Lock()
-        leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
-        roots_index, self._roots = registry.connect_roots(0, 0)
+        with asking_consul(f"the Connect leaf of {service}"):
+            leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
+            roots_index, self._roots = registry.connect_roots(0, 0)
         self._identity = self._build()
         follow(
             f"connect-leaf-{service}",

@@ -12,8 +12,9 @@ from dataclasses import dataclass
 
 from cryptography import x509
 
+from deptmesh.sidecar.errors import IdentityError
+
 __all__ = [
-    "IdentityError",
     "SpiffeId",
     "identity_of_certificate",
     "parse_spiffe_id",
@@ -28,10 +29,6 @@ _SERVICE_PATH = re.compile(
 _TRUST_DOMAIN = re.compile(r"[a-z0-9.-]{1,255}")
 # What Consul drops from a name to make the common name of a Connect leaf.
 _DNS_LABEL_DROPS = re.compile(r"[^a-z0-9]")
-
-
-class IdentityError(ValueError):
-    """A certificate or ID that does not name exactly one acceptable workload."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,6 +10,7 @@ the handler runs. A plaintext server (development only) binds ANONYMOUS.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
 
 import grpc
 import structlog
@@ -18,7 +19,8 @@ from grpc_status import rpc_status
 
 from deptmesh.sidecar.caller import ANONYMOUS, CURRENT_CALLER, Caller
 from deptmesh.sidecar.chain.core import Call, Gate
-from deptmesh.sidecar.identity.spiffe import IdentityError, identity_of_certificate
+from deptmesh.sidecar.errors import IdentityError
+from deptmesh.sidecar.identity.spiffe import identity_of_certificate
 
 _log = structlog.get_logger("deptmesh.sidecar")
 
@@ -51,7 +53,7 @@ class IdentityStage(Gate):
         )
 
     def start(self, call: Call) -> grpc.Status | None:
-        auth: dict[str, list[bytes]] = call.context.auth_context()
+        auth: Mapping[str, list[bytes]] = call.context.auth_context()
         caller = self._caller(auth)
         if isinstance(caller, Caller):
             CURRENT_CALLER.set(caller)
@@ -69,7 +71,7 @@ class IdentityStage(Gate):
         )
         return self._refusal
 
-    def _caller(self, auth: dict[str, list[bytes]]) -> Caller | str:
+    def _caller(self, auth: Mapping[str, list[bytes]]) -> Caller | str:
         """The verified caller, or why there is none."""
         certificates = auth.get("x509_pem_cert", [])
         spiffe_ids = auth.get("peer_spiffe_id", [])

@@ -23,13 +23,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
-from google.protobuf.message import Message
 
 from deptmesh.sidecar.caller import CURRENT_CALLER
-from deptmesh.sidecar.chain.core import Call
+from deptmesh.sidecar.chain.core import Call, QuotaNote
 from deptmesh.sidecar.metering.access_log import AccessLog, Entry
 from deptmesh.sidecar.metering.drainer import drain_periodically
-from deptmesh.sidecar.quotas.stage import QuotaNote
 
 __all__ = ["LATENCY_BUCKETS_S", "MeteringStage", "UsageRecord"]
 
@@ -80,8 +78,8 @@ class MeteringStage:
             call.method.path,
             call.code,
             time.perf_counter_ns() - call.started_ns,
-            call.request.ByteSize() if isinstance(call.request, Message) else 0,
-            call.response.ByteSize() if isinstance(call.response, Message) else 0,
+            0 if call.request is None else call.request.ByteSize(),
+            0 if call.response is None else call.response.ByteSize(),
             call.span,  # its ids are read when the entry is logged, off the call's path
         )
         self._ended.append((entry, call.quota))
@@ -114,7 +112,7 @@ class MeteringStage:
         if record is None:
             record = self._records[(caller, path, code)] = UsageRecord()
         record.calls += 1
-        if note is not None and note.throttle is not None and note.shadow:
+        if note is not None and note.shadow_throttled:
             record.shadow_throttled += 1  # it ran, and may have failed as well
         if note is not None and note.throttled:
             record.throttled += 1

@@ -15,7 +15,6 @@ from deptmesh.sidecar.quotas.sources import (
 )
 from deptmesh.sidecar.quotas.stage import (
     REMAINING_KEY,
-    QuotaNote,
     QuotaPolicySource,
     QuotaStage,
     method_cost,
@@ -29,7 +28,6 @@ __all__ = [
     "ConsulReplicaCount",
     "Limit",
     "Limits",
-    "QuotaNote",
     "QuotaPolicy",
     "QuotaPolicySource",
     "QuotaStage",

@@ -15,6 +15,7 @@ from pathlib import Path
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.model import ServiceInstance
 from deptmesh.registry.watch import ServiceWatch
+from deptmesh.sidecar.control_plane import asking_consul
 from deptmesh.sidecar.documents import ConsulDocument, FileDocument
 from deptmesh.sidecar.quotas.policy import NO_QUOTAS, QuotaPolicy, parse_quota_policy
 
@@ -39,7 +40,8 @@ class ConsulReplicaCount:
     """The number of healthy replicas of `service`; at least 1 (this one is serving)."""
 
     def __init__(self, registry: ConsulRegistry, service: str) -> None:
-        index, instances = registry.query(service, 0, 0)
+        with asking_consul(f"the healthy replicas of {service}"):
+            index, instances = registry.query(service, 0, 0)
         self._count = max(1, len(instances))
         self._watch = ServiceWatch(registry, service, self._changed)
         self._watch.start(index)

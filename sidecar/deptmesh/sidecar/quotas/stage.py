@@ -18,34 +18,18 @@ from google.protobuf import descriptor_pool
 
 from deptmesh.common.v1 import quota_pb2
 from deptmesh.sidecar.caller import current_caller
-from deptmesh.sidecar.chain.core import Call
+from deptmesh.sidecar.chain.core import Call, QuotaNote
 from deptmesh.sidecar.errors import QuotaExceeded
 from deptmesh.sidecar.quotas.buckets import BucketKey, CallerBuckets, Limit, Throttle
 from deptmesh.sidecar.quotas.policy import NO_QUOTAS, QuotaPolicy, Tier
 
-__all__ = ["REMAINING_KEY", "QuotaNote", "QuotaPolicySource", "QuotaStage", "method_cost"]
+__all__ = ["REMAINING_KEY", "QuotaPolicySource", "QuotaStage", "method_cost"]
 
 REMAINING_KEY = "x-deptmesh-quota-remaining"
 
 QuotaPolicySource = Callable[[], QuotaPolicy]
 # How many healthy replicas of this service share its service-wide rates.
 ReplicaCount = Callable[[], int]
-
-
-class QuotaNote:
-    """What the quota stage decided for a call, for the stages that report on it."""
-
-    __slots__ = ("caller", "shadow", "throttle", "tier")
-
-    def __init__(self, caller: str, tier: str, throttle: Throttle | None, shadow: bool) -> None:
-        self.caller = caller
-        self.tier = tier
-        self.throttle = throttle  # None when within the limits
-        self.shadow = shadow  # the tier only counts what it would throttle
-
-    @property
-    def throttled(self) -> bool:
-        return self.throttle is not None and not self.shadow
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +71,13 @@ class QuotaStage:
         plan = self._plan(policy, caller, call.method.path)
         shadow = plan.tier.shadow
         throttle, remaining = self.buckets.take(caller, plan.key, plan.limit, plan.cost, not shadow)
-        call.quota = QuotaNote(caller, plan.tier.name, throttle, shadow)
+        limited = throttle is not None
+        call.quota = QuotaNote(
+            caller,
+            plan.tier.name,
+            throttled=limited and not shadow,
+            shadow_throttled=limited and shadow,
+        )
         call.trailing += ((REMAINING_KEY, str(int(remaining))),)
         if throttle is None or shadow:
             return None

@@ -114,6 +114,8 @@ class TracingStage:
 
     def finish(self, call: Call) -> None:
         span = call.span
+        if span is None:  # start() always sets it
+            return
         code = call.code
         if span.is_recording():
             span.set_attribute("rpc.grpc.status_code", code.value[0])

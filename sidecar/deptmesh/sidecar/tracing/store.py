@@ -40,6 +40,7 @@ from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from opentelemetry.trace import SpanKind
 
+from deptmesh.sidecar.errors import TraceStoreError
 from deptmesh.sidecar.tracing import attributes as attr
 
 __all__ = [
@@ -48,7 +49,6 @@ __all__ = [
     "SpanEvent",
     "SpanRecord",
     "TraceStore",
-    "TraceStoreError",
     "TraceStoreExporter",
     "default_store_path",
 ]
@@ -173,10 +173,6 @@ class SpanRecord:
     status_description: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     events: tuple[SpanEvent, ...] = ()
-
-
-class TraceStoreError(Exception):
-    """The trace store is missing or cannot be read."""
 
 
 # Built once: json.dumps with options makes a new encoder per call. default=str: spans
