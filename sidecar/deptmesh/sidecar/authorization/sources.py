@@ -1,5 +1,5 @@
 """Where a service's access policy comes from. Each source is a `PolicySource` (see
-sidecar.server): a callable returning the AccessPolicy in force, cheap to call, as
+server/): a callable returning the AccessPolicy in force, cheap to call, as
 the authorization stage calls it on every call.
 
 - ConsulAccessPolicy: Consul intentions and a method-rules document in Consul KV,
@@ -13,8 +13,8 @@ the authorization stage calls it on every call.
   that cannot be read or does not validate is logged (`access_policy_rejected`)
   and the last good policy stays in force. At start, a bad file is an error.
 
-The policy file (written from services/intentions.py by
-`python -m services.intentions --write-policy-file PATH`):
+The policy file (the company's is written by
+`python -m deptmesh.services.intentions PATH`):
 
     {
       "intentions": [
@@ -160,7 +160,7 @@ class FileAccessPolicy(FileDocument[AccessPolicy]):
 
     Raises OSError or ValueError at construction when the file cannot be read or
     does not validate. Afterwards a bad file never replaces the last good policy
-    (see sidecar.documents.FileDocument).
+    (see deptmesh.sidecar.documents.FileDocument).
     """
 
     def __init__(

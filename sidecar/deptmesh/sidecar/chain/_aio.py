@@ -1,6 +1,6 @@
 """Runs the server chain around the handlers of a grpc.aio server.
 
-The asyncio twin of _sync_chain: the same stages and the same status mapping,
+The asyncio twin of _sync.py: the same stages and the same status mapping,
 awaited handlers instead of called ones.
 """
 

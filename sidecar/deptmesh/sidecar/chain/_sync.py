@@ -2,7 +2,7 @@
 
 The four handler shapes are wrapped once per method and cached, not once per
 call. The wrapper runs the stages, then the handler; what the handler raises
-becomes a status (see _status_mapping); the stages see the call end.
+becomes a status (see status_mapping.py); the stages see the call end.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """The server chain's core, shared by the sync and the asyncio server.
 
 A call passes through a fixed list of stages (the order is declared in
-_serving.py). A stage may refuse a call when it starts, by returning the status
+server/stages.py). A stage may refuse a call when it starts, by returning the status
 to end it with, and is told when a call it let through has finished. The sync
-and asyncio adapters (_sync_chain, _aio_chain) run the stages around the
+and asyncio adapters (_sync.py, _aio.py) run the stages around the
 handler; the stages themselves never await and never wrap the handler, so one
 implementation serves both kinds of server.
 

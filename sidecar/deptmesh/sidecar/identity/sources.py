@@ -1,6 +1,6 @@
 """Where a service's certificate, key and trust bundle come from.
 
-Each source is an `IdentitySource` (see sidecar.server): a callable returning
+Each source is an `IdentitySource` (see server/): a callable returning
 the current ServerIdentity, consulted by servers on every new handshake and by
 client channels on every call. It must be cheap and return the same object
 until something changes: a new object makes callers compare it by value.
@@ -52,7 +52,7 @@ class ServerIdentity:
 
 # Where the certificate comes from: called on every new TLS handshake and
 # connection, so a renewed leaf or a rotated trust bundle is used with no
-# restart. Implementations live in sidecar.identity_sources.
+# restart. Implementations are below.
 IdentitySource = Callable[[], ServerIdentity]
 
 

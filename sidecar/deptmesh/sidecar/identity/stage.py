@@ -59,7 +59,7 @@ class IdentityStage(Gate):
             CURRENT_CALLER.set(caller)
             return None
         CURRENT_CALLER.set(None)
-        # Logged values are escaped by sidecar.logs: a hostile SAN cannot forge a line.
+        # Logged values are escaped by deptmesh.sidecar.logs: a hostile SAN cannot forge a line.
         _log.warning(
             "caller_refused",
             method=call.method.path,

@@ -1,8 +1,8 @@
 """The access log: one JSON line per call, written without slowing the call down.
 
-Every other log line goes through structlog (sidecar/logs.py). The access event
+Every other log line goes through structlog (deptmesh/sidecar/logs.py). The access event
 is on every call, so it is kept off the call's path: the metering stage
-(sidecar/usage.py) queues each ended call and hands them here in batches, from
+(metering/stage.py) queues each ended call and hands them here in batches, from
 its drain thread, twice a second. structlog's processor chain costs about 13 µs
 per event on this machine, and even formatting on the call's path (about 3 µs)
 showed in bench/overhead.py. The line is JSON with the fields a structlog line

@@ -1,6 +1,6 @@
 """One background thread that drains the per-call queues of a process, twice a second.
 
-The metering stage (sidecar/usage.py) only appends each ended call to a queue;
+The metering stage (metering/stage.py) only appends each ended call to a queue;
 counting it and writing its access-log line happen here, in batches, off the
 calls' path. Queues are drained again at exit so that no line is lost. Objects
 are held weakly: a server that is gone stops being drained.

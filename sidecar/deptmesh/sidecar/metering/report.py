@@ -1,6 +1,6 @@
 """Publishes a service instance's usage to Consul KV, for `deptmesh quota` and chargeback.
 
-Each instance writes its sidecar.usage snapshot as JSON to
+Each instance writes its metering stage's snapshot as JSON to
 `deptmesh/usage/<service>/<instance id>` every few seconds (only when it
 changed) and once more when it stops, from a thread: nothing on the call path.
 """

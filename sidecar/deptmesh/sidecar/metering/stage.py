@@ -4,11 +4,11 @@ The server chain's metering stage records every call a verified caller made,
 denied and throttled ones included: calls, throttled (and shadow-throttled)
 calls, errors, request and response bytes, latency (a histogram, for
 Prometheus), and the calls in flight. With an `access_log` it also writes one
-event per call there (sidecar/access_log.py), with the trace and span ids of
+event per call there (metering/access_log.py), with the trace and span ids of
 the call's server span.
 
 A call's end is one append to a queue; counting and logging happen in batches
-on the drain thread (sidecar/_drainer.py) twice a second, and before every
+on the drain thread (metering/drainer.py) twice a second, and before every
 read, so what `snapshot()` and `in_flight()` return includes every call that
 has ended.
 """

@@ -1,7 +1,7 @@
 """Per-caller quotas: the platform team's policy, validated.
 
 The policy is a JSON document (in Consul KV at `deptmesh/policy/quotas`, or a
-file without Consul; see sidecar/quota_sources.py):
+file without Consul; see quotas/sources.py):
 
     {
       "tiers": {

@@ -1,7 +1,7 @@
 """Where a service's quota policy and its replica count come from.
 
 - consul_quota_policy: the policy document at `deptmesh/policy/quotas` in
-  Consul KV, watched; no document means no quotas (sidecar.quota.NO_QUOTAS).
+  Consul KV, watched; no document means no quotas (quotas/policy.py's NO_QUOTAS).
 - file_quota_policy: the same document in a file, for running without Consul.
 - ConsulReplicaCount: how many healthy instances of the service Consul knows,
   watched, so each replica enforces its share of the service-wide rates and the

@@ -1,8 +1,8 @@
-"""The asyncio twin of sidecar.server.Server, for services written on grpc.aio.
+"""The asyncio twin of deptmesh.sidecar.Server, for services written on grpc.aio.
 
 Same chain, limits, credentials, health-only port and reflection as the sync
-server (see _serving.py); handlers are coroutines and read the caller with
-`sidecar.current_caller()` as sync handlers do.
+server (see stages.py and _binding.py); handlers are coroutines and read the caller with
+`deptmesh.sidecar.current_caller()` as sync handlers do.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ class AioServer:
     ) -> None:
         """Without an identity source the server is plaintext: for development only.
 
-        The other arguments are those of sidecar.server.Server.
+        The other arguments are those of deptmesh.sidecar.Server.
         """
         self._identity_source = identity_source
         self.metering = metering

@@ -1,7 +1,7 @@
 """A gRPC server with the deptmesh server chain, health and reflection built in.
 
 The chain and the credentials are the ones the asyncio server uses too (see
-_serving.py); this module is the thread-pool flavour.
+stages.py and _binding.py); this module is the thread-pool flavour.
 """
 
 from __future__ import annotations
