@@ -1,8 +1,10 @@
 """A local Consul dev agent: started on free ports, stopped without a trace.
 
-One helper for the tests, the demo and the CLI. The binary comes from
-scripts/install-consul (a `consul` on PATH, or Debian's package unpacked into
-.tools/).
+One helper for the tests, the demo and the CLI. The binary comes from the
+installer `install-consul` (a `consul` on PATH, or Debian's package unpacked
+into a tools folder), whose one source is the repository's
+scripts/install-consul: a wheel ships it next to this module, and a clone runs
+it from scripts/.
 """
 
 from __future__ import annotations
@@ -21,18 +23,52 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[3]
-INSTALL_SCRIPT = ROOT / "scripts" / "install-consul"
+__all__ = ["ConsulNotFound", "DevAgent", "consul_binary", "consul_installer", "terminate"]
+
+# In a wheel the installer is package data (hatch force-include); in a clone,
+# including an editable install, it is only in the repository's scripts/.
+_INSTALLERS = (
+    Path(__file__).with_name("install-consul"),
+    Path(__file__).resolve().parents[3] / "scripts" / "install-consul",
+)
+
+
+class ConsulNotFound(RuntimeError):
+    """No Consul >= 1.8 was found or could be installed; the message says what to do in one
+    line, a note holds the installer's whole output."""
+
+
+def consul_installer() -> Path:
+    """The install-consul script this installation runs: the wheel's copy, else the clone's."""
+    for installer in _INSTALLERS:
+        if installer.is_file():
+            return installer
+    raise ConsulNotFound(
+        f"install-consul is neither next to {__file__} nor in a clone's scripts/;"
+        " reinstall deptmesh, or install Consul 1.8 or newer and put it on PATH"
+    )
 
 
 def consul_binary() -> str:
-    """The Consul binary, installing it first if needed; raises if that fails."""
+    """The Consul binary, installing it first if needed; raises ConsulNotFound if that fails."""
+    installer = consul_installer()
+    # Run by bash, so a copy without its executable bit runs too.
+    bash = shutil.which("bash")
+    if bash is None:
+        raise ConsulNotFound(
+            f"{installer.name} needs bash on PATH;"
+            " or install Consul 1.8 or newer and put it on PATH"
+        )
     result = subprocess.run(  # noqa: S603 -- our own script
-        [str(INSTALL_SCRIPT)], capture_output=True, text=True, check=False, timeout=600
+        [bash, str(installer)], capture_output=True, text=True, check=False, timeout=600
     )
-    if result.returncode != 0:
-        raise RuntimeError(f"scripts/install-consul failed:\n{result.stderr}")
-    return result.stdout.strip().splitlines()[-1]
+    lines = result.stdout.strip().splitlines()
+    if result.returncode == 0 and lines:
+        return lines[-1]
+    said = result.stderr.strip().splitlines()
+    error = ConsulNotFound(said[-1] if said else f"{installer} failed ({result.returncode})")
+    error.add_note(f"{installer} (exit code {result.returncode}):\n{result.stderr}")
+    raise error
 
 
 def terminate(process: subprocess.Popen[Any], timeout: float) -> int:

@@ -21,7 +21,7 @@ import grpc
 
 from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
-from deptmesh.registry.agent import DevAgent
+from deptmesh.registry.agent import ConsulNotFound, DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
@@ -198,6 +198,15 @@ def show_hr_cannot_pay(cache: EndpointCache, hr: IdentitySource, tracing: Tracin
 
 
 def main() -> int:
+    """The demo's exit code; without Consul, one line on what it needs instead of a traceback."""
+    try:
+        return run_demo()
+    except ConsulNotFound as error:
+        print(f"deptmesh demo needs a Consul agent: {error}", file=sys.stderr)
+        return 1
+
+
+def run_demo() -> int:
     say("deptmesh demo: one expense claim across three departments")
     say()
     with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp:

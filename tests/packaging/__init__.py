@@ -1,0 +1,1 @@
+"""The built wheel, installed into a fresh virtual environment beside another package."""
