@@ -12,9 +12,11 @@ drains and exits 0. Exit status 1: Consul could not be asked at start;
 
 from __future__ import annotations
 
+import contextlib
+import select
 import signal
+import socket
 import sys
-import threading
 from collections.abc import Sequence
 from types import FrameType
 
@@ -29,7 +31,47 @@ from deptmesh.sidecar.logs import configure_logging
 
 __all__ = ["run_department"]
 
-_STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+class _StopSignals:
+    """SIGTERM and SIGINT, awaited by the main thread while the server's threads work.
+
+    The kernel hands a process's signal to any one of its threads, and Python
+    runs the handler in the main thread only when that thread runs Python code:
+    a main thread blocked on a lock (Event.wait) would sleep through a signal
+    that a gRPC thread received. So the main thread waits on a socket that the
+    C-level handler writes to (signal.set_wakeup_fd), whichever thread it ran in.
+    """
+
+    SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+    def __init__(self) -> None:
+        # Only recorded here: the handler interrupts the main thread anywhere, even
+        # halfway through writing a log line.
+        self._received: signal.Signals | None = None
+        self._reader, self._writer = socket.socketpair()
+        for end in (self._reader, self._writer):
+            end.setblocking(False)
+        self._previous_wakeup = signal.set_wakeup_fd(self._writer.fileno())
+        self._previous = {number: signal.signal(number, self._handle) for number in self.SIGNALS}
+
+    def _handle(self, signum: int, _frame: FrameType | None) -> None:
+        self._received = signal.Signals(signum)
+
+    def wait(self) -> signal.Signals:
+        """The stop signal, once one has arrived (at once if one already has)."""
+        while self._received is None:  # the handler has run by the next pass
+            select.select([self._reader], [], [])
+            with contextlib.suppress(BlockingIOError):
+                self._reader.recv(4096)
+        return self._received
+
+    def restore(self) -> None:
+        """Puts back the handlers and wakeup descriptor that were there before."""
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        signal.set_wakeup_fd(self._previous_wakeup)
+        self._reader.close()
+        self._writer.close()
 
 
 def _program(department: Department) -> str:
@@ -47,14 +89,8 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
     log_file = sys.stderr if options.log_file is None else options.log_file.open("a")
     configure_logging(options.log_format, file=log_file)
     log = structlog.get_logger("deptmesh.service").bind(service=department.name)
-    stop_requested = threading.Event()
-
-    def request_stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("stop_requested", signal=signal.Signals(signum).name)
-        stop_requested.set()
-
     # Installed first: a signal during start-up drains once the department is up.
-    previous = {number: signal.signal(number, request_stop) for number in _STOP_SIGNALS}
+    stop_signals = _StopSignals()
     try:
         try:
             mesh = wire_mesh(department.name, options, log_file)
@@ -78,10 +114,9 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
             raise
         sys.stdout.write(f"{department.name} serving on {hosted.address}\n")
         sys.stdout.flush()
-        stop_requested.wait()
+        log.info("stop_requested", signal=stop_signals.wait().name)
         hosted.drain()
         mesh.close()  # last: the spans of the final calls are exported
         return 0
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+        stop_signals.restore()

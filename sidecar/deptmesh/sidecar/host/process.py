@@ -9,10 +9,13 @@ listens.
 from __future__ import annotations
 
 import contextlib
+import os
 import re
+import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -66,15 +69,32 @@ class DepartmentProcess:
         process = self._process
         if process is None:
             return 0
+        if process.poll() is None:
+            process.send_signal(signal.SIGCONT)  # a paused process could not drain
         returncode = terminate(process, timeout)
         if process.stdout is not None:
             process.stdout.close()
         return returncode
 
     def send_signal(self, signal_number: int) -> None:
-        """Sends a signal (SIGSTOP, SIGCONT, ...) to the running process."""
+        """Sends a signal (SIGTERM to drain it while the caller watches) to the process."""
         if self._process is not None:
             self._process.send_signal(signal_number)
+
+    def pause(self, timeout: float = 10.0) -> None:
+        """SIGSTOP, returning once it has stopped: it answers nothing until `resume()`."""
+        process = self._running()
+        process.send_signal(signal.SIGSTOP)
+        deadline = time.monotonic() + timeout
+        # WNOWAIT: only looks; the stop stays to be collected by nobody, the exit by Popen.
+        while os.waitid(os.P_PID, process.pid, os.WSTOPPED | os.WNOHANG | os.WNOWAIT) is None:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.module} did not stop within {timeout}s")
+            time.sleep(0.005)
+
+    def resume(self) -> None:
+        """SIGCONT: a paused process carries on where it stopped."""
+        self._running().send_signal(signal.SIGCONT)
 
     def wait(self, timeout: float) -> int:
         """Waits for the process to exit on its own; its exit code."""
@@ -87,6 +107,11 @@ class DepartmentProcess:
         if self._process is not None:
             self._process.kill()
             self._process.wait()
+
+    def _running(self) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            raise RuntimeError(f"{self.module} is not running")
+        return self._process
 
     def log(self) -> str:
         return self._log_path.read_text()
