@@ -1,4 +1,4 @@
-"""The company's access policy for the three departments, as the platform team sets it.
+"""The company's access policy for its departments, as the platform team sets it.
 
 Intentions (who may call whom; everything else is denied) and the method rules
 document (which callers may use which methods). This module is the one source of
@@ -26,6 +26,9 @@ INTENTIONS = (
     ("reimbursement", "finance", "allow"),
     ("finance", "hr", "allow"),
     ("hr", "finance", "allow"),  # e.g. budget reads; Payout is ruled out below
+    ("travel", "hr", "allow"),  # is the traveller an employee, which cost centre pays
+    ("self-service", "travel", "allow"),  # employees file their trips in the self-service app
+    ("finance", "travel", "allow"),  # trips ahead, for travel budgets; filing is ruled out below
 )
 
 METHOD_RULES = {
@@ -33,6 +36,8 @@ METHOD_RULES = {
         "/deptmesh.finance.v1.PaymentService/Payout": ["reimbursement"],
         "/deptmesh.finance.v1.BudgetService/ReserveFunds": ["reimbursement"],
         "/deptmesh.finance.v1.BudgetService/ReleaseReservation": ["reimbursement"],
+        # A trip is filed by the employee, through the self-service app, never for them.
+        "/deptmesh.travel.v1.TripService/RequestTrip": ["self-service"],
     }
 }
 
