@@ -13,12 +13,13 @@ from pathlib import Path
 import grpc
 import pytest
 
+import deptmesh.sidecar
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.registry.model import ServiceInstance
 from deptmesh.registry.protocol import RegistryUnavailable
 from deptmesh.registry.static import StaticRegistry
 from deptmesh.services.reimbursement.app import REIMBURSEMENT
-from deptmesh.sidecar import Department, HostContext
+from deptmesh.sidecar import Department, HostContext, host
 from deptmesh.sidecar.errors import ControlPlaneUnavailable
 from deptmesh.sidecar.host import Mesh, parse_options, start_department
 from tests.integration.servers import run_service_until_exit, wait_for
@@ -91,6 +92,20 @@ def refused(address: str) -> bool:
     except grpc.RpcError as error:
         return error.code() is grpc.StatusCode.UNAVAILABLE
     return False
+
+
+class TestPublicNames:
+    def test_the_host_exports_what_it_lists(self):
+        """deptmesh.sidecar.host's __all__ is sorted and every name in it exists."""
+        assert host.__all__ == sorted(host.__all__)
+        assert all(hasattr(host, name) for name in host.__all__)
+
+    def test_the_face_offers_what_a_department_needs(self):
+        """A department imports Department, HostContext, Closer and run_department from
+        deptmesh.sidecar, the host's own objects."""
+        for name in ("Closer", "Department", "HostContext", "run_department"):
+            assert name in deptmesh.sidecar.__all__
+            assert getattr(deptmesh.sidecar, name) is getattr(host, name)
 
 
 class TestDepartment:

@@ -3,9 +3,9 @@
 Intentions (who may call whom; everything else is denied) and the method rules
 document (which callers may use which methods). This module is the one source of
 both: `apply` writes them to Consul, where the services watch them; without
-Consul, `python -m services.intentions PATH` writes them as a policy file for
-`--policy-file PATH` (see sidecar.policy_sources.FileAccessPolicy). Either way
-changes apply without a restart.
+Consul, `python -m deptmesh.services.intentions PATH` writes them as a policy
+file for `--policy-file PATH` (deptmesh.sidecar.authorization.FileAccessPolicy).
+Either way changes apply without a restart.
 """
 
 from __future__ import annotations
@@ -83,7 +83,7 @@ def write_policy_file(path: Path, *extra: Extra) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.intentions",
+        prog="python -m deptmesh.services.intentions",
         description="Writes the company's access policy as a policy file (--policy-file).",
     )
     parser.add_argument("path", type=Path, help="the policy file to write (replaced atomically)")

@@ -2,10 +2,11 @@
 
 Reimbursement's calls are the business-critical flow; anything else is
 standard; scans of the ledger and of all trips are batch work for everyone
-(they cost 10 and 5 tokens each, declared with the method in protos/). `apply` writes the policy to
-Consul KV, where every service watches it; `python -m services.quota_tiers
-PATH` writes it as a file for `--quota-policy-file PATH` without Consul. The
-document's schema is in sidecar/quota.py.
+(they cost 10 and 5 tokens each, declared with the method in protos/).
+`apply` writes the policy to Consul KV, where every service watches it;
+`python -m deptmesh.services.quota_tiers PATH` writes it as a file for
+`--quota-policy-file PATH` without Consul. The document's schema is in
+deptmesh.sidecar.quotas.policy.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def apply(registry: ConsulRegistry) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.quota_tiers", description="write the quota policy file"
+        prog="python -m deptmesh.services.quota_tiers", description="write the quota policy file"
     )
     parser.add_argument("path", type=Path, help="where to write the policy file")
     args = parser.parse_args(argv)
