@@ -59,7 +59,7 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
                 *("--grace-seconds", "0", "--drain-seconds", "0", *flags),
             ],
         )
-        # Counts are read from the server here: no Prometheus endpoint to open and close.
+        # Counts are read from hosted.server here: no Prometheus endpoint to open and close.
         options = dataclasses.replace(options, metrics_port=None)
         mesh = Mesh(registry=static_registry, identity=dev_ca_identity(CA, name))
         hosted = start_department(department, options, mesh)

@@ -66,11 +66,6 @@ class HostedDepartment:
         """HOST:PORT where it serves."""
         return self.instance.endpoint
 
-    @property
-    def metering(self) -> MeteringStage | None:
-        """Its calls counted per caller, method and status."""
-        return self.server.metering
-
     def drain(self) -> None:
         """Leaves the registry, lets in-flight calls finish, and closes everything it opened.
 

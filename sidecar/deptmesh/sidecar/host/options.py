@@ -150,8 +150,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
         ("--grace-seconds", args.grace_seconds),
         ("--drain-seconds", args.drain_seconds),
     ):
-        if seconds < 0:
-            parser.error(f"{flag} must not be negative, got {seconds}")
+        if not seconds >= 0:  # NaN too
+            parser.error(f"{flag} must be 0 or more seconds, got {seconds}")
     for flag, value in (
         ("--policy-file", args.policy_file),
         ("--quota-policy-file", args.quota_policy_file),
