@@ -23,7 +23,7 @@ from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from deptmesh.sidecar.logs import configure_logging
 from tests.integration.servers import serve_employee_service
 from tests.integration.test_deadlines import RecordingHr

@@ -1,14 +1,16 @@
-"""Real department services on port 0, in this process, each with its own database.
+"""Real departments on port 0, hosted in this process, each with its own database.
 
-Services find each other through an in-memory StaticRegistry per test and talk
-mTLS with leaves from a dev CA; the test itself calls as "test-client". The
-Consul-backed tests live in tests/integration/consul/.
+Each is started by the host's own `start_department`, as `python -m` would, but
+plugged into a mesh made here: an in-memory StaticRegistry per test (the
+departments find each other there) and leaves from a dev CA (mTLS). The test
+itself calls as "test-client". The Consul-backed tests live in
+tests/integration/consul/.
 """
 
 from __future__ import annotations
 
-import argparse
-from collections.abc import Callable, Iterator
+import dataclasses
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,22 +18,22 @@ import grpc
 import pytest
 
 from deptmesh.registry.static import StaticRegistry
-from deptmesh.sidecar.channel.client import mtls_channel_factory
-from deptmesh.sidecar.host.runner import Builder, RunningService, ServiceOptions, instance_of
-from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
-from deptmesh.sidecar.identity.sources import dev_ca_identity
+from deptmesh.sidecar import Department
+from deptmesh.sidecar.channel import mtls_channel_factory
+from deptmesh.sidecar.host import HostedDepartment, Mesh, parse_options, start_department
+from deptmesh.sidecar.identity import DevCertificateAuthority, dev_ca_identity
 
-# The test company's CA: every service and the test client hold its leaves.
+# The test company's CA: every department and the test client hold its leaves.
 CA = DevCertificateAuthority()
 
 
 @dataclass
 class Running:
-    """A started service: where it listens and a channel to it."""
+    """A started department: where it listens, a channel to it, and the department itself."""
 
     address: str
     channel: grpc.Channel
-    service: RunningService
+    hosted: HostedDepartment
 
 
 StartService = Callable[..., Running]
@@ -44,33 +46,29 @@ def static_registry() -> StaticRegistry:
 
 @pytest.fixture
 def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[StartService]:
-    """Starts a service's real server on 127.0.0.1:0; stops all of them after the test."""
+    """Starts a department on 127.0.0.1:0 (`flags` as on its command line); drains them all
+    after the test."""
     started: list[Running] = []
 
-    def start(name: str, build: Builder, *, seed: bool = True, **extra: object) -> Running:
-        options = ServiceOptions(
-            host="127.0.0.1",
-            port=0,
-            db=tmp_path / f"{name}.db",
-            seed_demo_data=seed,
-            grace_seconds=5.0,
-            registry=static_registry,
-            identity=dev_ca_identity(CA, name),
-            policy=None,
-            drain_seconds=0.0,
-            extra=argparse.Namespace(**extra),
+    def start(department: Department, *, seed: bool = True, flags: Sequence[str] = ()) -> Running:
+        name = department.name
+        options = parse_options(
+            department,
+            [
+                *("--db", str(tmp_path / f"{name}.db"), *(["--seed-demo-data"] if seed else [])),
+                *("--grace-seconds", "0", "--drain-seconds", "0", *flags),
+            ],
         )
-        service = build(options)
-        port = service.server.start(f"{options.host}:{options.port}")
-        static_registry.register(instance_of(name, "127.0.0.1", port))
-        address = f"127.0.0.1:{port}"
-        channel = mtls_channel_factory(name, dev_ca_identity(CA, "test-client"))(address)
-        running = Running(address, channel, service)
+        # Counts are read from hosted.server here: no Prometheus endpoint to open and close.
+        options = dataclasses.replace(options, metrics_port=None)
+        mesh = Mesh(registry=static_registry, identity=dev_ca_identity(CA, name))
+        hosted = start_department(department, options, mesh)
+        channel = mtls_channel_factory(name, dev_ca_identity(CA, "test-client"))(hosted.address)
+        running = Running(hosted.address, channel, hosted)
         started.append(running)
         return running
 
     yield start
     for running in reversed(started):
         running.channel.close()
-        running.service.server.stop(0)
-        running.service.close()
+        running.hosted.drain()

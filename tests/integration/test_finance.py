@@ -11,7 +11,7 @@ import pytest
 from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2 as pb
 from deptmesh.finance.v1 import finance_pb2_grpc
-from deptmesh.services.finance.app import build
+from deptmesh.services.finance.app import FINANCE
 from deptmesh.services.money import Amount
 from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
@@ -20,7 +20,7 @@ EUR_100 = money_pb2.Money(currency_code="EUR", units=100)
 
 class Finance:
     def __init__(self, start_service) -> None:
-        running = start_service("finance", build)
+        running = start_service(FINANCE)
         self.budgets = finance_pb2_grpc.BudgetServiceStub(running.channel)
         self.payments = finance_pb2_grpc.PaymentServiceStub(running.channel)
 

@@ -7,9 +7,9 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
-import deptmesh.services.hr.app
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.services.hr import demo_data
+from deptmesh.services.hr.app import HR
 from tests.rpc_errors import bad_request_fields
 
 TIMEOUT = 10.0
@@ -18,7 +18,7 @@ SERVICE = "deptmesh.hr.v1.EmployeeService"
 
 @pytest.fixture
 def hr(start_service):
-    return start_service("hr", deptmesh.services.hr.app.build)
+    return start_service(HR)
 
 
 @pytest.fixture

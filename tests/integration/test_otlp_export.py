@@ -18,7 +18,7 @@ from deptmesh.registry.static import StaticRegistry
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from deptmesh.sidecar.identity.sources import dev_ca_identity
 from deptmesh.sidecar.tracing import Tracing
 from deptmesh.sidecar.tracing import attributes as attr

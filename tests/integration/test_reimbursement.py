@@ -13,10 +13,10 @@ from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.reimbursement.v1 import reimbursement_pb2 as pb
 from deptmesh.reimbursement.v1 import reimbursement_pb2_grpc
-from deptmesh.services.finance.app import build as build_finance
-from deptmesh.services.hr.app import build as build_hr
+from deptmesh.services.finance.app import FINANCE
+from deptmesh.services.hr.app import HR
 from deptmesh.services.money import Amount
-from deptmesh.services.reimbursement.app import build as build_reimbursement
+from deptmesh.services.reimbursement.app import REIMBURSEMENT
 from deptmesh.services.reimbursement.store import ClaimStore, NewClaim
 from tests.rpc_errors import bad_request_fields, error_reason, rpc_error
 
@@ -28,8 +28,8 @@ class Company:
     """The three departments, and stubs to talk to them as a test client."""
 
     def __init__(self, start_service, *, retry_seconds: float = 60.0) -> None:
-        self.hr = start_service("hr", build_hr)
-        self.finance = start_service("finance", build_finance)
+        self.hr = start_service(HR)
+        self.finance = start_service(FINANCE)
         self.start_service = start_service
         self.reimbursement = self.start_reimbursement(retry_seconds)
         self.payments = finance_pb2_grpc.PaymentServiceStub(self.finance.channel)
@@ -37,9 +37,7 @@ class Company:
 
     def start_reimbursement(self, retry_seconds: float):
         running = self.start_service(
-            "reimbursement",
-            build_reimbursement,
-            payout_retry_seconds=retry_seconds,
+            REIMBURSEMENT, flags=["--payout-retry-seconds", str(retry_seconds)]
         )
         self.claims = reimbursement_pb2_grpc.ReimbursementServiceStub(running.channel)
         return running
@@ -223,8 +221,7 @@ class TestPayoutOnce:
         company = Company(start_service, retry_seconds=0.05)
         submitted = company.submit()
         company.reimbursement.channel.close()
-        company.reimbursement.service.server.stop(0)
-        company.reimbursement.service.close()
+        company.reimbursement.hosted.drain()
 
         # The state a crash between approval and payout leaves behind.
         reservation = company.budgets.ReserveFunds(

@@ -14,7 +14,7 @@ from deptmesh.registry.static import StaticRegistry
 from deptmesh.sidecar import aio_connect
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.channel.idempotency import is_idempotent
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from tests.integration.servers import serve_employee_service, wait_for
 from tests.integration.test_deadlines import RecordingHr
 

@@ -27,7 +27,7 @@ from deptmesh.registry.static import StaticRegistry
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from deptmesh.sidecar.identity.sources import dev_ca_identity
 from deptmesh.sidecar.logs import add_trace_context
 from deptmesh.sidecar.metering.access_log import AccessLog

@@ -29,7 +29,7 @@ from deptmesh.services import intentions, quota_tiers
 from deptmesh.services.money import Amount
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.cli import main as deptmesh_command
-from deptmesh.sidecar.host.process import ServiceProcess
+from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, IdentitySource, own_spiffe_id
 from deptmesh.sidecar.tracing import Tracing, tag_current_call
 from deptmesh.sidecar.tracing.attributes import CLAIM_ID
@@ -63,8 +63,8 @@ def start_departments(
 ) -> None:
     def start(name: str, replica: int = 1) -> None:
         process = stack.enter_context(
-            ServiceProcess(
-                name,
+            DepartmentProcess(
+                f"deptmesh.services.{name}",
                 [
                     *("--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data"),
                     *("--consul-address", consul, *extra),

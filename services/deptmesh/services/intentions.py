@@ -1,11 +1,11 @@
-"""The company's access policy for the three departments, as the platform team sets it.
+"""The company's access policy for its departments, as the platform team sets it.
 
 Intentions (who may call whom; everything else is denied) and the method rules
 document (which callers may use which methods). This module is the one source of
 both: `apply` writes them to Consul, where the services watch them; without
-Consul, `python -m services.intentions PATH` writes them as a policy file for
-`--policy-file PATH` (see sidecar.policy_sources.FileAccessPolicy). Either way
-changes apply without a restart.
+Consul, `python -m deptmesh.services.intentions PATH` writes them as a policy
+file for `--policy-file PATH` (deptmesh.sidecar.authorization.FileAccessPolicy).
+Either way changes apply without a restart.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ INTENTIONS = (
     ("reimbursement", "finance", "allow"),
     ("finance", "hr", "allow"),
     ("hr", "finance", "allow"),  # e.g. budget reads; Payout is ruled out below
+    ("travel", "hr", "allow"),  # is the traveller an employee, which cost centre pays
+    ("self-service", "travel", "allow"),  # employees file their trips in the self-service app
+    ("finance", "travel", "allow"),  # trips ahead, for travel budgets; filing is ruled out below
 )
 
 METHOD_RULES = {
@@ -33,6 +36,8 @@ METHOD_RULES = {
         "/deptmesh.finance.v1.PaymentService/Payout": ["reimbursement"],
         "/deptmesh.finance.v1.BudgetService/ReserveFunds": ["reimbursement"],
         "/deptmesh.finance.v1.BudgetService/ReleaseReservation": ["reimbursement"],
+        # A trip is filed by the employee, through the self-service app, never for them.
+        "/deptmesh.travel.v1.TripService/RequestTrip": ["self-service"],
     }
 }
 
@@ -78,7 +83,7 @@ def write_policy_file(path: Path, *extra: Extra) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.intentions",
+        prog="python -m deptmesh.services.intentions",
         description="Writes the company's access policy as a policy file (--policy-file).",
     )
     parser.add_argument("path", type=Path, help="the policy file to write (replaced atomically)")

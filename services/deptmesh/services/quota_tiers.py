@@ -1,11 +1,12 @@
-"""The company's quota tiers for the three departments, as the platform team sets them.
+"""The company's quota tiers for its departments, as the platform team sets them.
 
 Reimbursement's calls are the business-critical flow; anything else is
-standard; scans of the ledger are batch work for everyone (they cost 10 tokens
-each, declared with the method in protos/). `apply` writes the policy to
-Consul KV, where every service watches it; `python -m services.quota_tiers
-PATH` writes it as a file for `--quota-policy-file PATH` without Consul. The
-document's schema is in sidecar/quota.py.
+standard; scans of the ledger and of all trips are batch work for everyone
+(they cost 10 and 5 tokens each, declared with the method in protos/).
+`apply` writes the policy to Consul KV, where every service watches it;
+`python -m deptmesh.services.quota_tiers PATH` writes it as a file for
+`--quota-policy-file PATH` without Consul. The document's schema is in
+deptmesh.sidecar.quotas.policy.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ QUOTA_POLICY = {
             "callers": {"reimbursement": "critical"},
             "methods": {"/deptmesh.finance.v1.PaymentService/ListLedgerEntries": {"*": "batch"}},
         },
+        "travel": {"methods": {"/deptmesh.travel.v1.TripService/ListTrips": {"*": "batch"}}},
     },
 }
 
@@ -50,7 +52,7 @@ def apply(registry: ConsulRegistry) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m services.quota_tiers", description="write the quota policy file"
+        prog="python -m deptmesh.services.quota_tiers", description="write the quota policy file"
     )
     parser.add_argument("path", type=Path, help="where to write the policy file")
     args = parser.parse_args(argv)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 
-from deptmesh.sidecar.errors import FieldViolation, InvalidArgument
+from deptmesh.sidecar import FieldViolation, InvalidArgument
 
 # Identifiers the services hand out or accept: letters, digits, '.', '_', '-'.
 _IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")

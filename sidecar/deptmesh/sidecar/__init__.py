@@ -4,9 +4,11 @@ What a service team needs, and nothing else: a server (`Server`, or `AioServer`
 on grpc.aio) whose chain verifies the caller's certificate, authorizes, meters,
 throttles and traces every call; `connect` (or `aio_connect`) for calling other
 departments by name; `current_caller()` inside a handler; the tracing handle
-and `tag_current_call`; the error tree handlers raise. The concerns behind
-them live one folder each: chain/, server/, channel/, identity/,
-authorization/, quotas/, tracing/, metering/, deadline/, host/, cli/.
+and `tag_current_call`; the error tree handlers raise; and the host that runs a
+department declared as data (`Department`, whose `build(host: HostContext)`
+returns a `Closer`) as a process: `run_department`. The concerns behind them
+live one folder each: chain/, server/, channel/, identity/, authorization/,
+quotas/, tracing/, metering/, deadline/, host/, cli/.
 """
 
 from deptmesh.sidecar.caller import Caller, current_caller
@@ -22,6 +24,7 @@ from deptmesh.sidecar.errors import (
     ServiceError,
     Unavailable,
 )
+from deptmesh.sidecar.host import Closer, Department, HostContext, run_department
 from deptmesh.sidecar.server import AioServer, Server
 from deptmesh.sidecar.tracing import Tracing, tag_current_call
 
@@ -30,8 +33,11 @@ __all__ = [
     "AioServiceChannel",
     "AlreadyExists",
     "Caller",
+    "Closer",
+    "Department",
     "FailedPrecondition",
     "FieldViolation",
+    "HostContext",
     "InvalidArgument",
     "NotFound",
     "PermissionDenied",
@@ -44,5 +50,6 @@ __all__ = [
     "aio_connect",
     "connect",
     "current_caller",
+    "run_department",
     "tag_current_call",
 ]

@@ -11,7 +11,7 @@ from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.model import ServiceInstance
 from deptmesh.sidecar import Server
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from tests.integration.servers import serve_employee_service
 from tests.integration.test_deadlines import RecordingHr
 

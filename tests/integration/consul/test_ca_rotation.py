@@ -16,7 +16,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 from deptmesh.sidecar.identity.spiffe import server_name
 from tests.integration.servers import wait_for

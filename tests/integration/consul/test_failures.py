@@ -14,7 +14,7 @@ from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.process import ServiceProcess
+from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 from tests.integration.consul.conftest import Replicas
 from tests.integration.consul.test_discovery import call
@@ -61,8 +61,8 @@ def finance_replicas(consul_agent, tmp_path):
         processes = []
         for replica in range(2):
             process = stack.enter_context(
-                ServiceProcess(
-                    "finance",
+                DepartmentProcess(
+                    "deptmesh.services.finance",
                     [
                         *("--port", "0", "--db", str(tmp_path / "finance.db")),
                         *("--seed-demo-data", "--drain-seconds", "1.5"),

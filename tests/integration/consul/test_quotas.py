@@ -23,7 +23,7 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from deptmesh.sidecar.identity.sources import dev_ca_identity
 from deptmesh.sidecar.identity.spiffe import server_name
 from deptmesh.sidecar.quotas.sources import ConsulReplicaCount, consul_quota_policy

@@ -9,7 +9,7 @@ import pytest
 
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.static import StaticRegistry
-from deptmesh.sidecar.host.runner import instance_of
+from deptmesh.sidecar.host import instance_of
 from tests.integration.servers import serve_employee_service, wait_for
 from tests.integration.test_deadlines import RecordingHr
 

@@ -1,11 +1,11 @@
-"""`python -m services.finance --port 0 --db PATH [--seed-demo-data]`."""
+"""`python -m deptmesh.services.finance --db PATH [--seed-demo-data] [--consul-address A]`."""
 
 from __future__ import annotations
 
 import sys
 
-from deptmesh.services.finance.app import NAME, build
-from deptmesh.sidecar.host.runner import parse_options, run
+from deptmesh.services.finance.app import FINANCE
+from deptmesh.sidecar import run_department
 
 if __name__ == "__main__":
-    sys.exit(run(NAME, parse_options(NAME, sys.argv[1:]), build))
+    sys.exit(run_department(FINANCE))

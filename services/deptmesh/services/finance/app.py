@@ -1,4 +1,4 @@
-"""Wires finance together: its store, both servicers, the sidecar server."""
+"""Finance as a department: its store and both servicers on the host's server."""
 
 from __future__ import annotations
 
@@ -6,25 +6,30 @@ from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.services.finance import demo_data
 from deptmesh.services.finance.servicer import BudgetServicer, PaymentServicer
 from deptmesh.services.finance.store import FinanceStore
-from deptmesh.sidecar.host.runner import RunningService, ServiceOptions, server_for
-
-NAME = "finance"
+from deptmesh.sidecar import Closer, Department, HostContext
 
 
-def build(options: ServiceOptions) -> RunningService:
-    store = FinanceStore(options.db)
-    if options.seed_demo_data:
+def build(host: HostContext) -> Closer:
+    store = FinanceStore(host.db)
+    if host.seed_demo_data:
         demo_data.seed(store)
-    server = server_for(NAME, options)
     services = finance_pb2.DESCRIPTOR.services_by_name
-    server.add_service(
+    host.server.add_service(
         services["BudgetService"],
         finance_pb2_grpc.add_BudgetServiceServicer_to_server,
         BudgetServicer(store),
     )
-    server.add_service(
+    host.server.add_service(
         services["PaymentService"],
         finance_pb2_grpc.add_PaymentServiceServicer_to_server,
         PaymentServicer(store),
     )
-    return RunningService(server=server, close=store.close)
+    return store.close
+
+
+FINANCE = Department(
+    name="finance",
+    contract_version="v1",
+    build=build,
+    description="Finance: budgets, reservations, payouts and the ledger (deptmesh.finance.v1).",
+)

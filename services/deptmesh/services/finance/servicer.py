@@ -19,8 +19,7 @@ from deptmesh.services.finance.store import FinanceStore
 from deptmesh.services.money import Amount, check_money
 from deptmesh.services.pagination import Page, close_page, read_page
 from deptmesh.services.validation import FieldViolations, require_identifier
-from deptmesh.sidecar.caller import current_caller
-from deptmesh.sidecar.errors import NotFound
+from deptmesh.sidecar import NotFound, current_caller
 
 MAX_MEMO_LENGTH = 500
 

@@ -30,7 +30,7 @@ from deptmesh.services.finance.records import (
 )
 from deptmesh.services.money import Amount
 from deptmesh.services.pagination import Page
-from deptmesh.sidecar.errors import (
+from deptmesh.sidecar import (
     AlreadyExists,
     FailedPrecondition,
     FieldViolation,

@@ -1,4 +1,4 @@
-"""Wires HR together: its store, its servicer, the sidecar server."""
+"""HR as a department: its store and its servicer on the host's server."""
 
 from __future__ import annotations
 
@@ -6,19 +6,24 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.services.hr import demo_data
 from deptmesh.services.hr.servicer import EmployeeServicer
 from deptmesh.services.hr.store import HrStore
-from deptmesh.sidecar.host.runner import RunningService, ServiceOptions, server_for
-
-NAME = "hr"
+from deptmesh.sidecar import Closer, Department, HostContext
 
 
-def build(options: ServiceOptions) -> RunningService:
-    store = HrStore(options.db)
-    if options.seed_demo_data:
+def build(host: HostContext) -> Closer:
+    store = HrStore(host.db)
+    if host.seed_demo_data:
         demo_data.seed(store)
-    server = server_for(NAME, options)
-    server.add_service(
+    host.server.add_service(
         hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
         hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
         EmployeeServicer(store),
     )
-    return RunningService(server=server, close=store.close)
+    return store.close
+
+
+HR = Department(
+    name="hr",
+    contract_version="v1",
+    build=build,
+    description="HR: employees, who reports to whom, and cost centres (deptmesh.hr.v1).",
+)

@@ -8,7 +8,7 @@ from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.services.hr.store import CostCenter, Employee, HrStore
 from deptmesh.services.pagination import close_page, read_page
 from deptmesh.services.validation import FieldViolations, require_identifier
-from deptmesh.sidecar.errors import NotFound
+from deptmesh.sidecar import NotFound
 
 
 def employee_proto(employee: Employee) -> hr_pb2.Employee:

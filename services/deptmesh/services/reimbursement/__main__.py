@@ -1,11 +1,11 @@
-"""`python -m services.reimbursement --port 0 --db PATH --hr-address A --finance-address B`."""
+"""`python -m deptmesh.services.reimbursement --db PATH --consul-address A`."""
 
 from __future__ import annotations
 
 import sys
 
-from deptmesh.services.reimbursement.app import NAME, add_arguments, build
-from deptmesh.sidecar.host.runner import parse_options, run
+from deptmesh.services.reimbursement.app import REIMBURSEMENT
+from deptmesh.sidecar import run_department
 
 if __name__ == "__main__":
-    sys.exit(run(NAME, parse_options(NAME, sys.argv[1:], add_arguments), build))
+    sys.exit(run_department(REIMBURSEMENT))

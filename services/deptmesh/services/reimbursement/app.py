@@ -1,42 +1,36 @@
-"""Wires reimbursement together: store, the departments it calls, workflow, retrier, server."""
+"""Reimbursement as a department: store, the departments it calls, workflow, retrier."""
 
 from __future__ import annotations
 
 import argparse
 
-from deptmesh.registry.cache import EndpointCache
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
-from deptmesh.services.reimbursement.departments import Departments
+from deptmesh.services.reimbursement.departments import CALL_TIMEOUT_SECONDS, Departments
 from deptmesh.services.reimbursement.payout_retrier import PayoutRetrier
 from deptmesh.services.reimbursement.servicer import ReimbursementServicer
 from deptmesh.services.reimbursement.store import ClaimStore
 from deptmesh.services.reimbursement.workflow import ClaimWorkflow
-from deptmesh.sidecar.host.runner import RunningService, ServiceOptions, server_for
-
-NAME = "reimbursement"
+from deptmesh.sidecar import Closer, Department, HostContext
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--payout-retry-seconds",
         type=float,
         default=5.0,
-        help="how often payouts that failed are retried",
+        help="how often payouts that failed are retried (default 5)",
     )
 
 
-def build(options: ServiceOptions) -> RunningService:
-    if options.registry is None:
-        raise ValueError(
-            "reimbursement finds HR and finance through the registry: give --consul-address"
-        )
-    store = ClaimStore(options.db)
-    cache = EndpointCache(options.registry)
-    departments = Departments(cache, options.identity, options.tracing)
+def build(host: HostContext) -> Closer:
+    departments = Departments(
+        hr=host.connect("hr", timeout=CALL_TIMEOUT_SECONDS),
+        finance=host.connect("finance", timeout=CALL_TIMEOUT_SECONDS),
+    )
+    store = ClaimStore(host.db)
     workflow = ClaimWorkflow(store, departments)
-    retrier = PayoutRetrier(workflow, getattr(options.extra, "payout_retry_seconds", 5.0))
-    server = server_for(NAME, options)
-    server.add_service(
+    retrier = PayoutRetrier(workflow, host.flags.payout_retry_seconds)
+    host.server.add_service(
         reimbursement_pb2.DESCRIPTOR.services_by_name["ReimbursementService"],
         reimbursement_pb2_grpc.add_ReimbursementServiceServicer_to_server,
         ReimbursementServicer(store, workflow),
@@ -45,8 +39,16 @@ def build(options: ServiceOptions) -> RunningService:
 
     def close() -> None:
         retrier.stop()
-        departments.close()
-        cache.close()
         store.close()
 
-    return RunningService(server=server, close=close)
+    return close
+
+
+REIMBURSEMENT = Department(
+    name="reimbursement",
+    contract_version="v1",
+    build=build,
+    add_flags=add_flags,
+    description="Reimbursement: expense claims, approved by the manager HR names and paid by"
+    " finance (deptmesh.reimbursement.v1). Needs --consul-address to find them.",
+)

@@ -1,8 +1,9 @@
-"""Reimbursement's outbound wiring, in one place: the departments it calls and how.
+"""Reimbursement's outbound calls, in one place: the departments it calls and how.
 
-Every call goes through a sidecar channel (so it always has a deadline), and
-every failure of another department becomes one of our own errors here, so the
-claim logic never handles grpc errors.
+Every call goes through a channel the host opened (`host.connect`: found
+through the registry, over mTLS, traced, always with a deadline), and every
+failure of another department becomes one of our own errors here, so the claim
+logic never handles grpc errors.
 """
 
 from __future__ import annotations
@@ -17,12 +18,8 @@ from grpc_status import rpc_status
 
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-from deptmesh.registry.cache import EndpointCache
 from deptmesh.services.money import Amount
-from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.errors import FailedPrecondition, ServiceError, Unavailable
-from deptmesh.sidecar.identity.sources import IdentitySource
-from deptmesh.sidecar.tracing import Tracing
+from deptmesh.sidecar import FailedPrecondition, ServiceError, Unavailable
 
 # How long one call to another department may take.
 CALL_TIMEOUT_SECONDS = 3.0
@@ -38,28 +35,12 @@ class Manager:
 
 
 class Departments:
-    """HR and finance as reimbursement uses them."""
+    """HR and finance as reimbursement uses them, over channels to each."""
 
-    def __init__(
-        self, cache: EndpointCache, identity: IdentitySource | None, tracing: Tracing | None
-    ) -> None:
-        self._hr_channel, self._finance_channel = (
-            client.connect(
-                name,
-                cache,
-                identity=identity,
-                default_timeout=CALL_TIMEOUT_SECONDS,
-                tracing=tracing,
-            )
-            for name in ("hr", "finance")
-        )
-        self._employees = hr_pb2_grpc.EmployeeServiceStub(self._hr_channel)
-        self._budgets = finance_pb2_grpc.BudgetServiceStub(self._finance_channel)
-        self._payments = finance_pb2_grpc.PaymentServiceStub(self._finance_channel)
-
-    def close(self) -> None:
-        self._hr_channel.close()
-        self._finance_channel.close()
+    def __init__(self, *, hr: grpc.Channel, finance: grpc.Channel) -> None:
+        self._employees = hr_pb2_grpc.EmployeeServiceStub(hr)
+        self._budgets = finance_pb2_grpc.BudgetServiceStub(finance)
+        self._payments = finance_pb2_grpc.PaymentServiceStub(finance)
 
     def employee(self, employee_id: str) -> Manager | None:
         """The employee's manager and cost centre, or None when HR has no such employee."""

@@ -17,7 +17,7 @@ from pathlib import Path
 from deptmesh.services.database import Database
 from deptmesh.services.money import Amount
 from deptmesh.services.pagination import Page
-from deptmesh.sidecar.errors import AlreadyExists, FailedPrecondition, NotFound
+from deptmesh.sidecar import AlreadyExists, FailedPrecondition, NotFound
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS claims (

@@ -12,7 +12,7 @@ import structlog
 
 from deptmesh.services.reimbursement.departments import Departments, Manager
 from deptmesh.services.reimbursement.store import Claim, ClaimStore, NewClaim
-from deptmesh.sidecar.errors import FailedPrecondition, PermissionDenied, ServiceError, Unavailable
+from deptmesh.sidecar import FailedPrecondition, PermissionDenied, ServiceError, Unavailable
 
 _log = structlog.get_logger("deptmesh.reimbursement")
 

@@ -1,0 +1,191 @@
+"""The host's flags, parsed once into frozen options.
+
+Every department gets the same flags (`python -m deptmesh.services.hr --help`
+lists them) plus its own (Department.add_flags). Environment variables give
+some defaults and are read here, once. Parsing has no side effects: nothing is
+opened, nothing is asked of Consul; a bad flag exits with status 2 and a usage
+message, as argparse does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Literal, NoReturn
+
+from deptmesh.sidecar.host.department import Department
+from deptmesh.sidecar.tracing import Exporter
+
+__all__ = ["HostOptions", "parse_options", "usage_error"]
+
+
+@dataclass(frozen=True, slots=True)
+class HostOptions:
+    """How one department process runs, as its flags say."""
+
+    host: str
+    port: int
+    db: Path
+    seed_demo_data: bool
+    # How long in-flight calls may run once the server stops taking new ones.
+    grace_seconds: float
+    # How long a draining instance keeps serving after leaving the registry,
+    # while its callers' watches notice.
+    drain_seconds: float
+    # The Consul agent; None runs unregistered (plaintext, development only).
+    consul_address: str | None
+    # Without Consul: the access policy and quota policy files, if any.
+    policy_file: Path | None
+    quota_policy_file: Path | None
+    log_format: Literal["json", "console"]
+    # Where log lines and access-log events go; None is standard error.
+    log_file: Path | None
+    # The Prometheus endpoint's port, 0 for a free one; None opens no endpoint
+    # (for a department hosted inside a test, whose counts are read in place).
+    metrics_port: int | None
+    trace_exporter: Exporter
+    trace_store: Path | None
+    otlp_endpoint: str
+    trace_sample_ratio: float
+    # The department's own flags (Department.add_flags).
+    flags: argparse.Namespace
+
+
+def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=prog or department.name, description=department.description or None
+    )
+    host = parser.add_argument_group("the host's options (every department has them)")
+    host.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    host.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
+    host.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    host.add_argument(
+        "--seed-demo-data", action="store_true", help="load demo data into an empty database"
+    )
+    host.add_argument(
+        "--grace-seconds",
+        type=float,
+        default=10.0,
+        help="how long in-flight calls may run after SIGTERM",
+    )
+    host.add_argument(
+        "--drain-seconds",
+        type=float,
+        default=1.5,
+        help="how long to keep serving after leaving the registry, while callers move away",
+    )
+    host.add_argument(
+        "--consul-address",
+        default=os.environ.get("CONSUL_HTTP_ADDR"),
+        help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR; none: run unregistered)",
+    )
+    host.add_argument(
+        "--policy-file",
+        type=Path,
+        help="without Consul: enforce this access policy file, re-read when it changes"
+        " (callers are anonymous on a service without Consul)",
+    )
+    host.add_argument(
+        "--quota-policy-file",
+        type=Path,
+        help="without Consul: enforce this quota policy file (deptmesh.sidecar.quotas.policy"
+        " documents it), re-read when it changes",
+    )
+    host.add_argument("--log-format", choices=["json", "console"], default="json")
+    host.add_argument(
+        "--log-file",
+        type=Path,
+        default=os.environ.get("DEPTMESH_LOG_FILE"),
+        help="append log lines (one access-log event per call among them) to this file"
+        " instead of standard error (default $DEPTMESH_LOG_FILE)",
+    )
+    host.add_argument(
+        "--metrics-port",
+        type=int,
+        default=0,
+        help="port of the Prometheus endpoint (/metrics); 0 picks a free one, which is"
+        " logged and registered in Consul as the instance's metrics_port",
+    )
+    host.add_argument(
+        "--trace-exporter",
+        choices=["store", "otlp", "none"],
+        default=os.environ.get("DEPTMESH_TRACE_EXPORTER", "store"),
+        help="where spans go: the local trace store (default), an OTLP/gRPC collector, or nowhere",
+    )
+    host.add_argument(
+        "--trace-store",
+        type=Path,
+        default=os.environ.get("DEPTMESH_TRACE_STORE"),
+        help="the local trace store file (default $DEPTMESH_TRACE_STORE, else under"
+        " $XDG_STATE_HOME/deptmesh)",
+    )
+    host.add_argument(
+        "--otlp-endpoint",
+        default=os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT", "").removeprefix("http://"),
+        help="HOST:PORT of the OTLP/gRPC collector (default $OTEL_EXPORTER_OTLP_ENDPOINT)",
+    )
+    host.add_argument(
+        "--trace-sample-ratio",
+        type=float,
+        default=float(os.environ.get("DEPTMESH_TRACE_SAMPLE_RATIO", "1.0")),
+        help="share of new traces recorded, 0..1 (a caller's decision is followed)",
+    )
+    if department.add_flags is not None:
+        department.add_flags(parser)
+    return parser
+
+
+# HostOptions' fields are named after the flags' destinations.
+_HOST_FLAGS = tuple(field.name for field in fields(HostOptions) if field.name != "flags")
+
+
+def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    for flag, port in (("--port", args.port), ("--metrics-port", args.metrics_port)):
+        if not 0 <= port <= 65535:
+            parser.error(f"{flag} must be 0 to 65535, got {port}")
+    for flag, seconds in (
+        ("--grace-seconds", args.grace_seconds),
+        ("--drain-seconds", args.drain_seconds),
+    ):
+        if not seconds >= 0:  # NaN too
+            parser.error(f"{flag} must be 0 or more seconds, got {seconds}")
+    for flag, value in (
+        ("--policy-file", args.policy_file),
+        ("--quota-policy-file", args.quota_policy_file),
+    ):
+        if value is not None and args.consul_address:
+            parser.error(
+                f"{flag} is for running without Consul; with --consul-address"
+                " (or $CONSUL_HTTP_ADDR) the policy comes from Consul"
+            )
+    if not 0.0 <= args.trace_sample_ratio <= 1.0:
+        parser.error(f"--trace-sample-ratio must be within 0..1, got {args.trace_sample_ratio}")
+    if args.trace_exporter == "otlp" and not args.otlp_endpoint:
+        parser.error("--trace-exporter otlp needs --otlp-endpoint HOST:PORT")
+
+
+def parse_options(
+    department: Department, argv: Sequence[str] | None = None, *, prog: str | None = None
+) -> HostOptions:
+    """The options `argv` (default: the process's arguments) give `department`.
+
+    A bad flag ends the process with status 2 and a usage message naming `prog`
+    (default: the department's name).
+    """
+    parser = _parser(department, prog)
+    parsed = parser.parse_args(argv)
+    _check(parser, parsed)
+    args = vars(parsed)
+    args["consul_address"] = args["consul_address"] or None
+    own = {name: value for name, value in args.items() if name not in _HOST_FLAGS}
+    return HostOptions(
+        **{name: args[name] for name in _HOST_FLAGS}, flags=argparse.Namespace(**own)
+    )
+
+
+def usage_error(department: Department, message: str, *, prog: str | None = None) -> NoReturn:
+    """Ends the process with status 2 and `message`, as a bad flag would."""
+    _parser(department, prog).error(message)
