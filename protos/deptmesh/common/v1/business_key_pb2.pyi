@@ -20,7 +20,7 @@ the server span of every recorded call whose request or response holds it
 
 A name is letters, digits, `_`, `.` or `-`. The field is a singular string
 or integer field, in the request or response message itself or in one of
-its singular message fields, at any depth; repeated fields are not looked
-into (a list of records is not what a call is about). An empty or zero
-value is not recorded.
+its singular message fields, at any depth. Repeated fields are not looked
+into (a list of records is not what a call is about), nor is a message from
+inside itself. An empty or zero value is not recorded.
 """
