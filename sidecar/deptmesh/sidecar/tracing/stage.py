@@ -136,13 +136,15 @@ class TracingStage:
                 span.add_event(event, {attr.REASON: refusal.details})
             if code in _SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
-            keys = self._keys_of(call.method)
+            keys = self._keys.get(call.method.path)
+            if keys is None:
+                keys = self._learn_keys(call.method)
             if keys is not NO_KEYS:
                 keys.tag(span, call.request, call.response)
         span.end()
 
-    def _keys_of(self, method: RpcMethod) -> MethodKeys:
-        keys = self._keys.get(method.path)
-        if keys is None:
-            keys = self._keys[method.path] = method_keys(method.service, method.name)
+    def _learn_keys(self, method: RpcMethod) -> MethodKeys:
+        """Reads the method's key fields from its descriptors, at its first recorded call."""
+        # Two threads learning one method at once store equal values: no lock needed.
+        keys = self._keys[method.path] = method_keys(method.service, method.name)
         return keys
