@@ -1,16 +1,19 @@
 """The trace store's file: its tables, their versioned layout, its write lock.
 
-Two tables. `spans` holds one row per span; `seq` is the rowid: every insert
-takes max(seq) + 1, so seq is the order spans were stored in and the writer's
-eviction threshold is a range on the primary key. A trace is found by
+Two tables. `spans` holds one row per span; `seq` is the rowid, numbered by
+the writer from max(seq) + 1 up: the order spans were stored in, so that the
+writer's eviction threshold is a range on the primary key. A trace is found by
 `trace_key`, the top 63 bits of its id: an integer index costs a third of what
 one on the 32-character id costs per insert (bench/spans.py's store_us). The
 spans of a trace are those with its key and its id.
 
 `tags` indexes the business keys spans carry (`deptmesh.key.<name>` attributes,
-tracing/tags.py): one row per (name, value, trace), whichever of its spans
-carried it, so `deptmesh trace --tag name=value` reads a few index entries.
-Only spans with a key write one; the rows of a trace go when its spans go.
+tracing/tags.py): a row (seq, name, value) per key value of the span `seq`.
+Only spans with a key write one, appended in seq order, plus one entry in the
+index by (name, value) that `deptmesh trace --tag name=value` reads. Tags go
+by seq range, as spans do: a tag of an evicted trace's later span may outlive
+its span for a while, and is never read, as a tag finds traces only through
+its span.
 
 The layout's version is the file's `PRAGMA user_version`: 0, before versions;
 1 added trace_key and a column for one business key; 2 (this one) has the
@@ -65,24 +68,22 @@ CREATE TABLE spans (
 )""",
     "CREATE INDEX spans_by_trace ON spans (trace_key)",
     "CREATE INDEX spans_by_start ON spans (start_ns)",
-    # The trace's id is in the key, so two traces whose keys collide keep both rows.
     """
 CREATE TABLE tags (
+    seq INTEGER NOT NULL,
     name TEXT NOT NULL,
     value TEXT NOT NULL,
-    trace_key INTEGER NOT NULL,
-    trace_id TEXT NOT NULL,
-    PRIMARY KEY (name, value, trace_key, trace_id)
+    PRIMARY KEY (seq, name, value)
 ) WITHOUT ROWID""",
-    "CREATE INDEX tags_by_trace ON tags (trace_key)",
+    "CREATE INDEX tags_by_value ON tags (name, value)",
 )
 # What a reader reads of a span, in SpanRecord's order.
 SPAN_COLUMNS = (
     "trace_id, span_id, parent_span_id, name, kind, service, start_ns, end_ns,"
     " status, status_description, attributes, events"
 )
-STORED_SPAN_COLUMNS = f"trace_key, {SPAN_COLUMNS}"
-TAG_COLUMNS = "name, value, trace_key, trace_id"
+STORED_SPAN_COLUMNS = f"seq, trace_key, {SPAN_COLUMNS}"
+TAG_COLUMNS = "seq, name, value"
 
 
 def trace_key(trace_id: int) -> int:

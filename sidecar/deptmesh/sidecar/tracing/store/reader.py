@@ -37,13 +37,13 @@ WHERE s.kind IN ('server', 'client')
 ORDER BY s.start_ns DESC, s.seq DESC
 LIMIT 1
 """
-# The traces with a tag, by when each started (its earliest stored span).
+# The traces of the spans with a tag, by when the first of those spans started. A
+# tag whose span was evicted finds nothing.
 _TAGGED_TRACES = """
-SELECT t.trace_id FROM tags AS t
-JOIN spans AS s ON s.trace_key = t.trace_key AND s.trace_id = t.trace_id
+SELECT s.trace_id FROM tags AS t JOIN spans AS s ON s.seq = t.seq
 WHERE t.name = ? AND t.value = ?
-GROUP BY t.trace_id
-ORDER BY min(s.start_ns), t.trace_id
+GROUP BY s.trace_id
+ORDER BY min(s.start_ns), s.trace_id
 """
 
 

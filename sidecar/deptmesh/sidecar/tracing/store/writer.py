@@ -12,7 +12,7 @@ transaction, and a writer that finds the file locked waits up to
 `max_spans` spans: after each batch it drops the oldest traces, found by
 insertion order (`seq`) below `newest seq - max_spans`, so a write costs the
 batch plus the evicted rows, never a scan of the table. A trace is dropped
-whole, with its tags, so what remains has no holes in the middle.
+whole, so what remains has no holes in the middle; tags go by the same range.
 
 Tracing fails open: an exporter that cannot write logs why and reports
 `SpanExportResult.FAILURE`; it never raises into the SDK or the call.
@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import suppress
 from pathlib import Path
+from typing import Any
 
 import structlog
 from opentelemetry.sdk.trace import ReadableSpan
@@ -59,20 +60,22 @@ _SPAN_COLUMN_COUNT = len(STORED_SPAN_COLUMNS.split(","))
 _TAG_COLUMN_COUNT = len(TAG_COLUMNS.split(","))
 # At most this many rows per statement (fewer if SQLite allows fewer variables).
 _ROWS_PER_STATEMENT = 512
-
-
 _INSERT_SPANS = f"INSERT INTO spans ({STORED_SPAN_COLUMNS}) VALUES "
-# A tag that its trace already has (another of its spans carried it) is kept once.
+# A span that carries one value twice (a sequence may repeat) keeps it once.
 _INSERT_TAGS = f"INSERT OR IGNORE INTO tags ({TAG_COLUMNS}) VALUES "
 
-
-# Every trace with a span at or below the threshold goes, whole, tags first. NOT
-# INDEXED keeps the planner on the rowid range (the rows about to go) rather than a
-# scan of the covering trace index, which would read the whole table.
-_EVICTED_TRACES = "SELECT DISTINCT trace_key FROM spans NOT INDEXED WHERE seq <= ?"
+# Every trace with a span at or below the threshold goes, whole. NOT INDEXED keeps
+# the planner on the rowid range (the rows about to go) rather than a scan of the
+# covering trace index, which would read the whole table. The tags of those spans
+# go too (tags of the traces' later spans when the threshold passes them: a tag is
+# read only through its span).
 _EVICT = (
-    f"DELETE FROM tags WHERE trace_key IN ({_EVICTED_TRACES})",
-    f"DELETE FROM spans WHERE trace_key IN ({_EVICTED_TRACES})",
+    """
+DELETE FROM spans WHERE trace_key IN (
+    SELECT DISTINCT trace_key FROM spans NOT INDEXED WHERE seq <= ?
+)
+""",
+    "DELETE FROM tags WHERE seq <= ?",
 )
 
 # Built once: json.dumps with options makes a new encoder per call. default=str: spans
@@ -82,9 +85,10 @@ _KINDS = {kind: kind.name.lower() for kind in SpanKind}
 _KEY_PREFIX_LENGTH = len(attr.KEY_PREFIX)
 
 
-def _add_rows(span: ReadableSpan, spans: list[object], tags: list[object]) -> None:
+def _add_rows(span: ReadableSpan, index: int, spans: list[object], tags: list[Any]) -> None:
     """Appends the span's row to `spans` and its tags' rows to `tags` (values one
-    after the other)."""
+    after the other). Their seq is left to the write: None in the span's row, the
+    span's `index` in the batch in its tags'."""
     context = span.context
     if context is None:
         raise ValueError(f"span {span.name!r} has no context")
@@ -114,11 +118,10 @@ def _add_rows(span: ReadableSpan, spans: list[object], tags: list[object]) -> No
     )
     status = span.status
     parent = span.parent
-    key = trace_key(context.trace_id)
-    trace_id = f"{context.trace_id:032x}"
     spans += (
-        key,
-        trace_id,
+        None,
+        trace_key(context.trace_id),
+        f"{context.trace_id:032x}",
         f"{context.span_id:016x}",
         None if parent is None else f"{parent.span_id:016x}",
         span.name,
@@ -131,11 +134,12 @@ def _add_rows(span: ReadableSpan, spans: list[object], tags: list[object]) -> No
         _json(attributes),
         events,
     )
+    # Most spans carry no key: one comprehension finds none at the least cost.
     for name in [name for name in attributes if name.startswith(attr.KEY_PREFIX)]:
         value = attributes[name]
         # A span may carry several values of one key (tracing/tags.py).
         for one in value if isinstance(value, (list, tuple)) else (value,):
-            tags += (name[_KEY_PREFIX_LENGTH:], str(one), key, trace_id)
+            tags += (index, name[_KEY_PREFIX_LENGTH:], str(one))
 
 
 class TraceStoreExporter(SpanExporter):
@@ -163,10 +167,10 @@ class TraceStoreExporter(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         span_values: list[object] = []
-        tag_values: list[object] = []
+        tag_values: list[Any] = []
         try:
-            for span in spans:
-                _add_rows(span, span_values, tag_values)
+            for index, span in enumerate(spans):
+                _add_rows(span, index, span_values, tag_values)
         except (ValueError, TypeError) as error:
             _log.error("trace_store_rejected_batch", spans=len(spans), reason=str(error))
             return SpanExportResult.FAILURE
@@ -204,14 +208,19 @@ class TraceStoreExporter(SpanExporter):
         self._connection = connection
         return connection
 
-    def _write(self, spans: list[object], tags: list[object]) -> None:
-        """Stores the rows' values (the rows one after the other), then evicts."""
+    def _write(self, spans: list[object], tags: list[Any]) -> None:
+        """Stores the rows' values (as _add_rows left them), then evicts."""
         connection = self._connection or self._open()
         with immediate_transaction(connection):
+            # The write lock is held: nobody else numbers spans until the commit.
+            (newest,) = connection.execute("SELECT max(seq) FROM spans").fetchone()
+            first = (newest or 0) + 1
+            count = len(spans) // _SPAN_COLUMN_COUNT
+            spans[::_SPAN_COLUMN_COUNT] = range(first, first + count)
+            tags[::_TAG_COLUMN_COUNT] = [first + index for index in tags[::_TAG_COLUMN_COUNT]]
             self._insert(connection, _INSERT_SPANS, _SPAN_COLUMN_COUNT, spans)
             self._insert(connection, _INSERT_TAGS, _TAG_COLUMN_COUNT, tags)
-            (newest,) = connection.execute("SELECT max(seq) FROM spans").fetchone()
-            threshold = (newest or 0) - self._max_spans
+            threshold = first + count - 1 - self._max_spans
             if threshold > 0:
                 for statement in _EVICT:
                     connection.execute(statement, (threshold,))
