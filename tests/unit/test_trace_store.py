@@ -185,6 +185,14 @@ class TestTraceStoreExporter:
             ("x.y-z", "7"),
         ]
 
+    def test_only_key_attributes_are_tags(self, tracers, store, path):
+        """An attribute whose value merely reads like a key's name is no tag; a key whose
+        name is not ASCII is one."""
+        tracer = tracers("hr")
+        tracer.start_span("call", attributes={"note": '"deptmesh.key.claim":"c1"'}).end()
+        tracer.start_span("call", attributes={key_attribute("naïve"): "1"}).end()
+        assert rows(path, "SELECT name, value FROM tags") == [("naïve", "1")]
+
     def test_an_evicted_trace_is_found_by_no_tag_and_its_tags_go(self, path):
         """When the bound drops a trace, no tag finds it any more, and its tags are
         deleted with its spans (those of its later spans once the bound passes them)."""
