@@ -6,6 +6,8 @@
   RecordedSpan whose end hands a ReadableSpan to the same processor).
 - store_us: writing finished spans into the local trace store, per span, in
   batches of 512 (what the export thread does).
+- the same for spans that each carry a business key (`deptmesh.key.claim`, a
+  value per span), which the store also indexes (printed, not in the last line).
 
     python -m bench.spans [--spans N]
 
@@ -38,8 +40,9 @@ ATTRIBUTES = {
     "deptmesh.caller.service": "reimbursement",
     "deptmesh.caller.spiffe_id": "spiffe://dev.deptmesh.local/ns/default/dc/dc1/svc/reimbursement",
     "deptmesh.caller.department": "reimbursement",
-    "deptmesh.deadline_remaining_s": 9.998,
+    "deptmesh.deadline.remaining_s": 9.998,
 }
+KEY = "deptmesh.key.claim"
 BATCH = 512
 
 
@@ -61,13 +64,25 @@ def _us_per(count: int, run: Callable[[], None]) -> float:
     return (time.perf_counter_ns() - started) / count / 1000
 
 
+def _store_us(spans: Sequence[ReadableSpan]) -> float:
+    """Microseconds per span to write `spans` into a new store, BATCH at a time."""
+    with tempfile.TemporaryDirectory() as directory:
+        store = TraceStoreExporter(Path(directory) / "traces.sqlite")
+        started = time.perf_counter_ns()
+        for first in range(0, len(spans), BATCH):
+            store.export(spans[first : first + BATCH])
+        elapsed = time.perf_counter_ns() - started
+        store.shutdown()
+    return elapsed / len(spans) / 1000
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.spans")
     parser.add_argument("--spans", type=int, default=50_000)
     count = parser.parse_args().spans
 
     kept = Keep()
-    processor = BatchSpanProcessor(kept, max_queue_size=count, schedule_delay_millis=60_000)
+    processor = BatchSpanProcessor(kept, max_queue_size=3 * count, schedule_delay_millis=60_000)
     tracing = Tracing.start("hr", exporter="none", processors=[processor])
     provider = TracerProvider()
     provider.add_span_processor(processor)
@@ -87,23 +102,31 @@ def main() -> None:
         span.set_attribute("rpc.grpc.status_code", 0)
         span.end()
 
+    claims = iter(range(count))
+
+    def keyed_span() -> None:
+        span = tracing.record(
+            "ReimbursementService/GetClaim",
+            INVALID_SPAN_CONTEXT,
+            SpanKind.SERVER,
+            {**ATTRIBUTES, KEY: f"clm_{next(claims):08x}"},
+        )
+        span.set_attribute("rpc.grpc.status_code", 0)
+        span.end()
+
     sdk_us = _us_per(count, sdk_span)
     recorded_us = _us_per(count, recorded_span)
+    _us_per(count, keyed_span)
     processor.force_flush()
-
-    with tempfile.TemporaryDirectory() as directory:
-        store = TraceStoreExporter(Path(directory) / "traces.sqlite")
-        spans = kept.spans[-count:]  # the recorded ones
-        started = time.perf_counter_ns()
-        for first in range(0, len(spans), BATCH):
-            store.export(spans[first : first + BATCH])
-        store_us = (time.perf_counter_ns() - started) / len(spans) / 1000
-        store.shutdown()
     tracing.shutdown()
+
+    store_us = _store_us(kept.spans[-2 * count : -count])  # the recorded ones
+    keyed_store_us = _store_us(kept.spans[-count:])
 
     print(f"SDK tracer span (start, attribute, end):   {sdk_us:6.2f} us")
     print(f"sidecar RecordedSpan (same span):          {recorded_us:6.2f} us")
     print(f"trace store write, per span, {BATCH} a batch: {store_us:6.2f} us")
+    print(f"the same, each span with a business key:   {keyed_store_us:6.2f} us")
     print(f"spans sdk_us={sdk_us:.2f} recorded_us={recorded_us:.2f} store_us={store_us:.2f}")
 
 

@@ -24,17 +24,21 @@ from deptmesh.services import intentions
 from deptmesh.services.demo import start_departments, wait_until_healthy
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, own_spiffe_id
-from deptmesh.sidecar.tracing import Tracing, tag_current_call
+from deptmesh.sidecar.tracing import Tracing
 from deptmesh.sidecar.tracing import attributes as attr
 from deptmesh.sidecar.tracing.store import TraceStore
+from deptmesh.sidecar.tracing.tags import key_attribute
 
 CLAIMANT, MANAGER = "E1002", "E1001"
+CLAIM = key_attribute("claim")
 
 
 def run_claim(workdir: Path) -> tuple[str, Path, dict[str, str], dict[tuple[str, ...], float]]:
-    """Starts everything, pays one claim inside one root span; returns the claim id, the
-    trace store, the SPIFFE ID of each service and reimbursement's request counts as its
-    metrics endpoint showed them. Every process has stopped on return."""
+    """Starts everything, pays one claim inside one root span that names no claim (the
+    claim is on reimbursement's spans because its contract says which fields carry
+    one); returns the claim id, the trace store, the SPIFFE ID of each service and
+    reimbursement's request counts as its metrics endpoint showed them. Every process
+    has stopped on return."""
     store = Path(os.environ["DEPTMESH_TRACE_STORE"])
     with DevAgent() as agent, ExitStack() as stack:
         registry = ConsulRegistry(agent.address)
@@ -58,7 +62,6 @@ def run_claim(workdir: Path) -> tuple[str, Path, dict[str, str], dict[tuple[str,
                     description="Train to a conference",
                 )
             ).claim
-            tag_current_call(attr.CLAIM_ID, claim.claim_id)
             paid = claims.ApproveClaim(
                 reimbursement_pb2.ApproveClaimRequest(claim_id=claim.claim_id, approver_id=MANAGER)
             ).claim
@@ -89,17 +92,18 @@ def scrape(host: str, port: str) -> dict[tuple[str, ...], float]:
 
 
 def test_one_claim_is_one_trace_across_three_departments(tmp_path):
-    """The claim's trace holds the caller's root span, reimbursement's server spans, its
-    client spans and the hr and finance server spans they led to: every parent link
-    crosses services correctly, every server span names its verified caller, the
-    access-log events of every service carry the same trace id, and reimbursement's
-    Prometheus endpoint (found through its Consul registration) counted the calls."""
+    """The claim's trace, found by its business key, holds the caller's root span,
+    reimbursement's server spans (both tagged with the claim), its client spans and the
+    hr and finance server spans they led to: every parent link crosses services
+    correctly, every server span names its verified caller, the access-log events of
+    every service carry the same trace id, and reimbursement's Prometheus endpoint
+    (found through its Consul registration) counted the calls."""
     claim_id, store_path, spiffe, metrics = run_claim(tmp_path)
     submitted = ("claims-e2e", "/deptmesh.reimbursement.v1.ReimbursementService/SubmitClaim", "OK")
     assert metrics[submitted] == 1
 
     with TraceStore(store_path) as store:
-        [trace_id] = store.trace_ids_of_claim(claim_id)
+        [trace_id] = store.trace_ids_tagged("claim", claim_id)
         spans = store.spans_of(trace_id)
     by_id = {span.span_id: span for span in spans}
     [root] = [span for span in spans if span.parent_span_id is None]
@@ -109,6 +113,9 @@ def test_one_claim_is_one_trace_across_three_departments(tmp_path):
     assert {span.service for span in servers} == {"reimbursement", "hr", "finance"}
     methods = {(span.service, span.attributes["rpc.method"]) for span in servers}
     assert {("reimbursement", "SubmitClaim"), ("reimbursement", "ApproveClaim")} <= methods
+    tagged = {span.attributes["rpc.method"] for span in spans if CLAIM in span.attributes}
+    assert tagged == {"SubmitClaim", "ApproveClaim"}
+    assert {span.attributes[CLAIM] for span in spans if CLAIM in span.attributes} == {claim_id}
     assert ("hr", "GetEmployee") in methods or ("hr", "GetManagerChain") in methods
     assert ("finance", "Payout") in methods
 

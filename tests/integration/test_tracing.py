@@ -24,6 +24,7 @@ from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.static import StaticRegistry
+from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
 from deptmesh.sidecar.channel import client
@@ -34,6 +35,7 @@ from deptmesh.sidecar.metering.access_log import AccessLog
 from deptmesh.sidecar.metering.stage import MeteringStage
 from deptmesh.sidecar.tracing import Tracing
 from deptmesh.sidecar.tracing import attributes as attr
+from deptmesh.sidecar.tracing.tags import key_attribute
 from tests.aio_servers import AioServerThread
 from tests.security.mtls import CA
 
@@ -56,6 +58,28 @@ class Hr(hr_pb2_grpc.EmployeeServiceServicer):
 class AsyncHr(Hr):
     async def GetEmployee(self, request, context):  # type: ignore[override]
         return super().GetEmployee(request, context)
+
+
+class Claims(reimbursement_pb2_grpc.ReimbursementServiceServicer):
+    """Files every claim as clm_9 and approves whatever claim it is asked to."""
+
+    def SubmitClaim(self, request, context):
+        return reimbursement_pb2.SubmitClaimResponse(
+            claim=reimbursement_pb2.Claim(claim_id="clm_9")
+        )
+
+    def ApproveClaim(self, request, context):
+        return reimbursement_pb2.ApproveClaimResponse(
+            claim=reimbursement_pb2.Claim(claim_id=request.claim_id)
+        )
+
+
+class AsyncClaims(Claims):
+    async def SubmitClaim(self, request, context):  # type: ignore[override]
+        return super().SubmitClaim(request, context)
+
+    async def ApproveClaim(self, request, context):  # type: ignore[override]
+        return super().ApproveClaim(request, context)
 
 
 class Mesh:
@@ -214,6 +238,32 @@ class TestSpans:
         [line] = [entry for entry in logs if entry["event"] == "looked_up"]
         assert line["trace_id"] == format(server_span.context.trace_id, "032x")
         assert line["span_id"] == format(server_span.context.span_id, "016x")
+
+
+class TestBusinessKeys:
+    def test_server_spans_carry_the_keys_their_contract_declares(self, mesh):
+        """reimbursement's server spans carry deptmesh.key.claim, from SubmitClaim's
+        response (claim.claim_id) and ApproveClaim's request, with no code in the
+        handlers; the caller's client spans carry none."""
+        mesh.serve(
+            "reimbursement",
+            AsyncClaims() if mesh.flavour == "aio" else Claims(),
+            reimbursement_pb2.DESCRIPTOR.services_by_name["ReimbursementService"],
+            reimbursement_pb2_grpc.add_ReimbursementServiceServicer_to_server,
+            AccessPolicy([Intention("*", "reimbursement", "allow")], MethodRules({})),
+        )
+        channel = mesh.connect("reimbursement", "web", mesh.tracing("web"))
+        claims = reimbursement_pb2_grpc.ReimbursementServiceStub(channel)
+        claims.SubmitClaim(reimbursement_pb2.SubmitClaimRequest(employee_id="E1"), timeout=5)
+        claims.ApproveClaim(reimbursement_pb2.ApproveClaimRequest(claim_id="clm_4"), timeout=5)
+
+        spans = mesh.spans.get_finished_spans()
+        claim = key_attribute("claim")
+        assert {
+            span.attributes["rpc.method"]: span.attributes[claim]
+            for span in by_kind(spans, SpanKind.SERVER)
+        } == {"SubmitClaim": "clm_9", "ApproveClaim": "clm_4"}
+        assert [span for span in by_kind(spans, SpanKind.CLIENT) if claim in span.attributes] == []
 
 
 def test_unsampled_traces_record_nothing_and_calls_still_work():

@@ -22,6 +22,8 @@ def tracing(exported: InMemorySpanExporter) -> Tracing:
 
 
 def test_a_recorded_span_is_exported_with_what_was_recorded(tracing, exported) -> None:
+    """A recorded span reaches the processors with its name, kind, attributes, events,
+    status, resource and times."""
     span = tracing.record("Svc/Method", INVALID_SPAN_CONTEXT, SpanKind.SERVER, {"a": 1})
     span.set_attribute("b", "two")
     span.add_event("denied", {"reason": "no intention"})
@@ -47,6 +49,7 @@ def test_a_recorded_span_is_exported_with_what_was_recorded(tracing, exported) -
 
 
 def test_a_child_is_in_its_parents_trace(tracing, exported) -> None:
+    """A span recorded under another is in its trace, with it as parent."""
     parent = tracing.record("parent", INVALID_SPAN_CONTEXT, SpanKind.SERVER, {})
     child = tracing.record("child", parent.get_span_context(), SpanKind.CLIENT, {})
     child.end()
@@ -59,6 +62,7 @@ def test_a_child_is_in_its_parents_trace(tracing, exported) -> None:
 
 
 def test_an_ended_span_changes_no_more_and_is_exported_once(tracing, exported) -> None:
+    """Changes and a second end after the end are ignored: the span is exported once."""
     span = tracing.record("call", INVALID_SPAN_CONTEXT, SpanKind.SERVER, {"a": 1})
     span.end()
     span.set_attribute("a", 2)
@@ -76,6 +80,7 @@ def test_an_ended_span_changes_no_more_and_is_exported_once(tracing, exported) -
 
 
 def test_an_exception_leaving_a_span_of_our_own_is_recorded_on_it(tracing, exported) -> None:
+    """An exception leaving `Tracing.span` is an exception event and an ERROR status on the span."""
     with pytest.raises(LookupError), tracing.span("lookup"):
         raise LookupError("no such employee")
 
@@ -87,3 +92,11 @@ def test_an_exception_leaving_a_span_of_our_own_is_recorded_on_it(tracing, expor
     assert event.attributes["exception.message"] == "no such employee"
     assert finished.status.status_code is StatusCode.ERROR
     assert trace.get_current_span() is trace.INVALID_SPAN  # the span is no longer current
+
+
+def test_a_span_shows_its_attributes_as_the_sdks_spans_do(tracing, exported) -> None:
+    """`attributes` shows what was set so far, as the SDK's spans do (tags.py reads it)."""
+    span = tracing.record("call", INVALID_SPAN_CONTEXT, SpanKind.SERVER, {"a": 1})
+    span.set_attribute("b", "two")
+    assert dict(span.attributes) == {"a": 1, "b": "two"}
+    span.end()

@@ -31,18 +31,20 @@ from deptmesh.sidecar.errors import TraceStoreError
 from deptmesh.sidecar.tracing import store as trace_store
 from deptmesh.sidecar.tracing.attributes import (
     CALLER_SERVICE,
-    CLAIM_ID,
     DENIED_EVENT,
     REASON,
     SERVICE,
 )
 from deptmesh.sidecar.tracing.store import (
+    LAYOUT_VERSION,
     TraceStore,
     TraceStoreExporter,
     default_store_path,
 )
+from deptmesh.sidecar.tracing.tags import key_attribute
 
 SERVER, CLIENT, INTERNAL = SpanKind.SERVER, SpanKind.CLIENT, SpanKind.INTERNAL
+CLAIM, EMPLOYEE = key_attribute("claim"), key_attribute("employee")
 
 
 def tracer_of(provider_exporter: SpanExporter, service: str, providers: list[TracerProvider]):
@@ -99,7 +101,7 @@ class TestTraceStoreExporter:
             tracer.start_as_current_span(
                 "deptmesh.reimbursement.v1.ReimbursementService/ApproveClaim",
                 kind=SERVER,
-                attributes={CALLER_SERVICE: "web", CLAIM_ID: "clm_1", "tags": ["a", "b"]},
+                attributes={CALLER_SERVICE: "web", CLAIM: "clm_1", "tags": ["a", "b"]},
             ) as server,
             tracer.start_as_current_span("hr call", kind=CLIENT) as client,
         ):
@@ -116,7 +118,7 @@ class TestTraceStoreExporter:
             "server",
             "reimbursement",
         )
-        assert parent.attributes == {CALLER_SERVICE: "web", CLAIM_ID: "clm_1", "tags": ["a", "b"]}
+        assert parent.attributes == {CALLER_SERVICE: "web", CLAIM: "clm_1", "tags": ["a", "b"]}
         assert (child.trace_id, child.parent_span_id, child.kind) == (
             trace_id,
             parent.span_id,
@@ -150,17 +152,66 @@ class TestTraceStoreExporter:
         """spans_of a trace that was never stored is empty."""
         assert store.spans_of("0" * 32) == []
 
-    def test_a_claim_finds_every_trace_about_it(self, tracers, store):
-        """trace_ids_of_claim lists the traces with a span carrying the claim id, earliest first."""
+    def test_a_tag_finds_every_trace_about_it(self, tracers, store):
+        """trace_ids_tagged lists the traces with a span carrying the key's value, earliest
+        first."""
         tracer = tracers("reimbursement")
         ids = []
         for start, claim in [(10, "clm_1"), (20, "clm_2"), (30, "clm_1")]:
             span = tracer.start_span("call", kind=SERVER, start_time=start)
-            span.set_attribute(CLAIM_ID, claim)
+            span.set_attribute(CLAIM, claim)
             span.end(end_time=start + 1)
             ids.append(format(span.get_span_context().trace_id, "032x"))
-        assert store.trace_ids_of_claim("clm_1") == [ids[0], ids[2]]
-        assert store.trace_ids_of_claim("clm_3") == []
+        assert store.trace_ids_tagged("claim", "clm_1") == [ids[0], ids[2]]
+        assert store.trace_ids_tagged("claim", "clm_3") == []
+        assert store.trace_ids_tagged("employee", "clm_1") == []
+
+    def test_any_key_name_is_indexed_with_every_value(self, tracers, store, path):
+        """Keys of any name are found; a span with several values of one key is found by
+        each, and a trace whose spans repeat a value is found once."""
+        tracer = tracers("hr")
+        with tracer.start_as_current_span("call", kind=SERVER, start_time=10) as server:
+            server.set_attribute(EMPLOYEE, ["E1", "E2"])
+            tracer.start_span("hop", kind=CLIENT, attributes={EMPLOYEE: "E1"}).end()
+            tracer.start_span("hop", kind=CLIENT, attributes={"deptmesh.key.x.y-z": "7"}).end()
+        trace_id = format(server.get_span_context().trace_id, "032x")
+        assert store.trace_ids_tagged("employee", "E1") == [trace_id]
+        assert store.trace_ids_tagged("employee", "E2") == [trace_id]
+        assert store.trace_ids_tagged("x.y-z", "7") == [trace_id]
+        assert rows(path, "SELECT name, value FROM tags ORDER BY name, value") == [
+            ("employee", "E1"),
+            ("employee", "E1"),
+            ("employee", "E2"),
+            ("x.y-z", "7"),
+        ]
+
+    def test_only_key_attributes_are_tags(self, tracers, store, path):
+        """An attribute whose value merely reads like a key's name is no tag; a key whose
+        name is not ASCII is one."""
+        tracer = tracers("hr")
+        tracer.start_span("call", attributes={"note": '"deptmesh.key.claim":"c1"'}).end()
+        tracer.start_span("call", attributes={key_attribute("naïve"): "1"}).end()
+        assert rows(path, "SELECT name, value FROM tags") == [("naïve", "1")]
+
+    def test_an_evicted_trace_is_found_by_no_tag_and_its_tags_go(self, path):
+        """When the bound drops a trace, no tag finds it any more, and its tags are
+        deleted with its spans (those of its later spans once the bound passes them)."""
+        exporter = TraceStoreExporter(path, max_spans=10)
+        providers: list[TracerProvider] = []
+        tracer = tracer_of(exporter, "reimbursement", providers)
+        for number in range(30):
+            with tracer.start_as_current_span(
+                "call", kind=SERVER, attributes={CLAIM: f"c{number}"}
+            ):
+                tracer.start_span("hop", kind=CLIENT, attributes={CLAIM: f"c{number}"}).end()
+        providers[0].shutdown()
+        exporter.shutdown()
+
+        with TraceStore(path) as store:
+            found = {n for n in range(30) if store.trace_ids_tagged("claim", f"c{n}")}
+        assert found == set(range(25, 30))
+        (tags,) = rows(path, "SELECT count(*) FROM tags")[0]
+        assert tags == 10  # the kept spans' tags, one each
 
     def test_last_trace_is_the_one_whose_root_started_last(self, tracers, store):
         """The last trace is the latest-starting server or client span with no stored
@@ -303,6 +354,35 @@ class TestTraceStoreExporter:
         assert (span.name, span.service) == ("call", "hr")
         assert rows(path, "SELECT count(*) FROM spans") == [(1,)]
 
+    def test_a_store_of_layout_1_is_emptied_once_and_then_indexes_tags(self, path):
+        """A store of layout 1 (a column for one business key, no tags table) is emptied
+        when the first writer opens it, gets this layout's tags table, and is not emptied
+        again by the next writer."""
+        path.parent.mkdir(parents=True)
+        rows(path, LAYOUT_1)
+        rows(path, "INSERT INTO spans (trace_key, trace_id, claim_id) VALUES (1, 'a', 'c1')")
+        rows(path, "PRAGMA user_version = 1")
+        with capture_logs() as logs:
+            first = TraceStoreExporter(path)
+        providers: list[TracerProvider] = []
+        span = tracer_of(first, "reimbursement", providers).start_span(
+            "call", kind=SERVER, attributes={CLAIM: "c2"}
+        )
+        span.end()
+        providers[0].shutdown()
+        with capture_logs() as later_logs:
+            TraceStoreExporter(path).shutdown()
+
+        assert [(log["event"], log["layout"]) for log in logs] == [("trace_store_emptied", 1)]
+        assert later_logs == []
+        assert rows(path, "PRAGMA user_version") == [(LAYOUT_VERSION,)]
+        with TraceStore(path) as store:
+            assert store.trace_ids_tagged("claim", "c1") == []
+            assert store.trace_ids_tagged("claim", "c2") == [
+                format(span.get_span_context().trace_id, "032x")
+            ]
+            assert store.span_count() == 1
+
     def test_a_store_of_a_newer_layout_is_left_alone(self, path):
         """A store written by a later deptmesh is not ours to change: nothing is written."""
         path.parent.mkdir(parents=True)
@@ -340,6 +420,16 @@ class TestTraceStore:
         with TraceStore(older) as store, pytest.raises(TraceStoreError, match="has layout 0"):
             store.last_trace_id()
 
+    def test_a_store_of_layout_1_is_an_error_naming_both(self, tmp_path):
+        """A store of the previous layout, not yet rewritten by a service, is not read:
+        the error names its layout and the one this deptmesh reads."""
+        older = tmp_path / "older.sqlite"
+        rows(older, LAYOUT_1)
+        rows(older, "PRAGMA user_version = 1")
+        with TraceStore(older) as store, pytest.raises(TraceStoreError) as raised:
+            store.trace_ids_tagged("claim", "c1")
+        assert f"has layout 1; this deptmesh reads layout {LAYOUT_VERSION}" in str(raised.value)
+
 
 class TestDefaultStorePath:
     def test_the_environment_variable_wins(self, tmp_path):
@@ -362,15 +452,27 @@ class TestDefaultStorePath:
 
 class TestPublicSurface:
     def test_exported_members(self):
-        """__all__ names exactly the names the module defines publicly."""
-        defined = {
+        """The store's face exports exactly the public names it imports, sorted."""
+        public = {
             name
             for name, value in vars(trace_store).items()
-            if not name.startswith("_")
-            and not isinstance(value, ModuleType)
-            and getattr(value, "__module__", trace_store.__name__) == trace_store.__name__
+            if not name.startswith("_") and not isinstance(value, ModuleType)
         }
-        assert set(trace_store.__all__) == defined
+        assert set(trace_store.__all__) == public
+        assert trace_store.__all__ == sorted(trace_store.__all__)
+
+
+# Layout 1, as deptmesh wrote it before business keys were tags.
+LAYOUT_1 = """
+CREATE TABLE spans (
+    seq INTEGER PRIMARY KEY, trace_key INTEGER NOT NULL, trace_id TEXT NOT NULL,
+    span_id TEXT NOT NULL DEFAULT '', parent_span_id TEXT, name TEXT NOT NULL DEFAULT '',
+    kind TEXT NOT NULL DEFAULT '', service TEXT NOT NULL DEFAULT '',
+    start_ns INTEGER NOT NULL DEFAULT 0, end_ns INTEGER NOT NULL DEFAULT 0,
+    status TEXT NOT NULL DEFAULT '', status_description TEXT NOT NULL DEFAULT '',
+    claim_id TEXT, attributes TEXT NOT NULL DEFAULT '{}', events TEXT NOT NULL DEFAULT '[]'
+)
+"""
 
 
 # A second process: opens the store while the test does, waits for "go", then ends

@@ -16,14 +16,15 @@ from deptmesh.sidecar.tracing.attributes import (
     CALLEE_SPIFFE_ID,
     CALLER_SERVICE,
     CALLER_SPIFFE_ID,
-    CLAIM_ID,
     DENIED_EVENT,
     REASON,
     THROTTLED_EVENT,
 )
 from deptmesh.sidecar.tracing.store import SpanEvent, SpanRecord, TraceStoreExporter
+from deptmesh.sidecar.tracing.tags import key_attribute
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+CLAIM, COST_CENTER = key_attribute("claim"), key_attribute("cost_center")
 MS = 1_000_000
 T0 = 1_736_155_800 * 1_000_000_000  # 2025-01-06T09:30:00Z
 
@@ -259,7 +260,7 @@ def store_path(tmp_path):
     with reimbursement.start_as_current_span(
         "ApproveClaim",
         kind=SpanKind.SERVER,
-        attributes={CALLER_SERVICE: "web", CLAIM_ID: "clm_7"},
+        attributes={CALLER_SERVICE: "web", CLAIM: "clm_7"},
     ):
         with reimbursement.start_as_current_span(
             "GetManagerChain", kind=SpanKind.CLIENT, attributes={CALLEE_SERVICE: "hr"}
@@ -277,12 +278,16 @@ def store_path(tmp_path):
             denied = finance.start_span(
                 "Payout",
                 kind=SpanKind.SERVER,
-                attributes={CALLER_SERVICE: "reimbursement", "rpc.grpc.status_code": 7},
+                attributes={
+                    CALLER_SERVICE: "reimbursement",
+                    "rpc.grpc.status_code": 7,
+                    COST_CENTER: "CC-ENG",
+                },
             )
             denied.add_event(DENIED_EVENT, {REASON: "ACCESS_DENIED"})
             denied.end()
     # A later trace about another claim, so --last and --claim have a choice to make.
-    other = hr.start_span("GetEmployee", kind=SpanKind.SERVER, attributes={CLAIM_ID: "clm_8"})
+    other = hr.start_span("GetEmployee", kind=SpanKind.SERVER, attributes={CLAIM: "clm_8"})
     other.end()
     exporter.shutdown()
     return path
@@ -310,6 +315,59 @@ class TestTraceCommand:
         assert "PERMISSION_DENIED" in out
         assert "! denied: ACCESS_DENIED" in out
 
+    def test_a_tag_of_any_key_prints_the_traces_about_it(self, store_path, capsys):
+        """`deptmesh trace --tag NAME=VALUE` finds traces by any business key: finance's
+        cost centre finds the claim's trace, as the claim's id does."""
+        assert main(["trace", "--tag", "cost_center=CC-ENG", "--store", str(store_path)]) == 0
+        by_cost_center = capsys.readouterr().out
+        assert main(["trace", "--tag", "claim=clm_7", "--store", str(store_path)]) == 0
+        assert capsys.readouterr().out == by_cost_center
+        assert by_cost_center.startswith("trace ")
+        assert "5 spans  3 services" in by_cost_center
+
+    def test_claim_is_short_for_the_claim_tag(self, store_path, capsys):
+        """`--claim ID` prints exactly what `--tag claim=ID` prints."""
+        assert main(["trace", "--claim", "clm_8", "--store", str(store_path)]) == 0
+        shortcut = capsys.readouterr().out
+        assert main(["trace", "--tag", "claim=clm_8", "--store", str(store_path)]) == 0
+        assert capsys.readouterr().out == shortcut
+        assert "GetEmployee" in shortcut
+
+    def test_a_value_may_hold_an_equals_sign(self, store_path, capsys):
+        """Only the first `=` of --tag separates the name from the value."""
+        exporter = TraceStoreExporter(store_path)
+        provider = TracerProvider(shutdown_on_exit=False)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.get_tracer("tests").start_span(
+            "query", kind=SpanKind.SERVER, attributes={key_attribute("filter"): "a=b"}
+        ).end()
+        provider.shutdown()
+        assert main(["trace", "--tag", "filter=a=b", "--store", str(store_path)]) == 0
+        assert "query" in capsys.readouterr().out
+
+    @pytest.mark.parametrize(
+        "arguments",
+        [
+            ["--tag", "claim"],
+            ["--tag", "=clm_7"],
+            ["--tag", "claim="],
+            ["--tag", "bad name=1"],
+            ["--tag", ""],
+            ["--claim", ""],
+        ],
+    )
+    def test_a_malformed_tag_is_a_one_line_error(self, store_path, capsys, arguments):
+        """A --tag that is not NAME=VALUE (or an empty --claim) exits 1 with one line on
+        stderr saying what was expected and what was given."""
+        assert main(["trace", *arguments, "--store", str(store_path)]) == 1
+        captured = capsys.readouterr()
+        assert captured.out == ""
+        tag = arguments[1] if arguments[0] == "--tag" else f"claim={arguments[1]}"
+        assert captured.err == (
+            "deptmesh trace: --tag takes NAME=VALUE (a key name of letters, digits, _ . -"
+            f" and a value), got {tag!r}\n"
+        )
+
     def test_a_trace_id_prints_that_trace(self, store_path, capsys):
         """`deptmesh trace <trace_id>` prints the trace with that id, in any letter case."""
         main(["trace", "--claim", "clm_8", "--store", str(store_path)])
@@ -323,7 +381,7 @@ class TestTraceCommand:
         provider = TracerProvider(shutdown_on_exit=False)
         provider.add_span_processor(SimpleSpanProcessor(exporter))
         provider.get_tracer("tests").start_span(
-            "retry", kind=SpanKind.CLIENT, attributes={CLAIM_ID: "clm_7"}
+            "retry", kind=SpanKind.CLIENT, attributes={CLAIM: "clm_7"}
         ).end()
         provider.shutdown()
         assert main(["trace", "--claim", "clm_7", "--store", str(store_path)]) == 0
@@ -337,6 +395,7 @@ class TestTraceCommand:
             (["0123456789abcdef0123456789abcdef"], "no trace 0123456789abcdef0123456789abcdef"),
             (["not-a-trace"], "'not-a-trace' is not a trace id (32 hex digits)"),
             (["--claim", "clm_missing"], "no trace of claim 'clm_missing'"),
+            (["--tag", "employee=E9"], "no trace of employee 'E9'"),
         ],
     )
     def test_nothing_found_is_an_error(self, store_path, capsys, arguments, message):

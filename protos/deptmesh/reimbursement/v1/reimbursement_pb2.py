@@ -22,48 +22,57 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from deptmesh.common.v1 import business_key_pb2 as deptmesh_dot_common_dot_v1_dot_business__key__pb2
 from deptmesh.common.v1 import money_pb2 as deptmesh_dot_common_dot_v1_dot_money__pb2
 from deptmesh.common.v1 import quota_pb2 as deptmesh_dot_common_dot_v1_dot_quota__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-deptmesh/reimbursement/v1/reimbursement.proto\x12\x19\x64\x65ptmesh.reimbursement.v1\x1a\x1e\x64\x65ptmesh/common/v1/money.proto\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x02\n\x05\x43laim\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\x12\x13\n\x0b\x65mployee_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x34\n\x05state\x18\x05 \x01(\x0e\x32%.deptmesh.reimbursement.v1.ClaimState\x12\x12\n\ndecided_by\x18\x06 \x01(\t\x12\x18\n\x10rejection_reason\x18\x07 \x01(\t\x12\x16\n\x0ereservation_id\x18\x08 \x01(\t\x12\x11\n\tpayout_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x12SubmitClaimRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12)\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"F\n\x13SubmitClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\"#\n\x0fGetClaimRequest\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\"C\n\x10GetClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\"\x85\x01\n\x11ListClaimsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x65mployee_id\x18\x03 \x01(\t\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.deptmesh.reimbursement.v1.ClaimState\"_\n\x12ListClaimsResponse\x12\x30\n\x06\x63laims\x18\x01 \x03(\x0b\x32 .deptmesh.reimbursement.v1.Claim\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x13\x41pproveClaimRequest\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\"G\n\x14\x41pproveClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\"K\n\x12RejectClaimRequest\x12\x10\n\x08\x63laim_id\x18\x01 \x01(\t\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x13RejectClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim*\x8e\x01\n\nClaimState\x12\x1b\n\x17\x43LAIM_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LAIM_STATE_SUBMITTED\x10\x01\x12\x18\n\x14\x43LAIM_STATE_APPROVED\x10\x02\x12\x14\n\x10\x43LAIM_STATE_PAID\x10\x03\x12\x18\n\x14\x43LAIM_STATE_REJECTED\x10\x04\x32\xc6\x04\n\x14ReimbursementService\x12q\n\x0bSubmitClaim\x12-.deptmesh.reimbursement.v1.SubmitClaimRequest\x1a..deptmesh.reimbursement.v1.SubmitClaimResponse\"\x03\x90\x02\x02\x12h\n\x08GetClaim\x12*.deptmesh.reimbursement.v1.GetClaimRequest\x1a+.deptmesh.reimbursement.v1.GetClaimResponse\"\x03\x90\x02\x01\x12r\n\nListClaims\x12,.deptmesh.reimbursement.v1.ListClaimsRequest\x1a-.deptmesh.reimbursement.v1.ListClaimsResponse\"\x07\x90\x02\x01\xc8\xf3\x18\x05\x12o\n\x0c\x41pproveClaim\x12..deptmesh.reimbursement.v1.ApproveClaimRequest\x1a/.deptmesh.reimbursement.v1.ApproveClaimResponse\x12l\n\x0bRejectClaim\x12-.deptmesh.reimbursement.v1.RejectClaimRequest\x1a..deptmesh.reimbursement.v1.RejectClaimResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n-deptmesh/reimbursement/v1/reimbursement.proto\x12\x19\x64\x65ptmesh.reimbursement.v1\x1a%deptmesh/common/v1/business_key.proto\x1a\x1e\x64\x65ptmesh/common/v1/money.proto\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xea\x02\n\x05\x43laim\x12\x1b\n\x08\x63laim_id\x18\x01 \x01(\tB\t\xd2\xf3\x18\x05\x63laim\x12\x13\n\x0b\x65mployee_id\x18\x02 \x01(\t\x12)\n\x06\x61mount\x18\x03 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12\x34\n\x05state\x18\x05 \x01(\x0e\x32%.deptmesh.reimbursement.v1.ClaimState\x12\x12\n\ndecided_by\x18\x06 \x01(\t\x12\x18\n\x10rejection_reason\x18\x07 \x01(\t\x12\x16\n\x0ereservation_id\x18\x08 \x01(\t\x12\x11\n\tpayout_id\x18\t \x01(\t\x12/\n\x0b\x63reate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"}\n\x12SubmitClaimRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12)\n\x06\x61mount\x18\x02 \x01(\x0b\x32\x19.deptmesh.common.v1.Money\x12\x13\n\x0b\x64\x65scription\x18\x03 \x01(\t\x12\x12\n\nrequest_id\x18\x04 \x01(\t\"F\n\x13SubmitClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\".\n\x0fGetClaimRequest\x12\x1b\n\x08\x63laim_id\x18\x01 \x01(\tB\t\xd2\xf3\x18\x05\x63laim\"C\n\x10GetClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\"\x85\x01\n\x11ListClaimsRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x13\n\x0b\x65mployee_id\x18\x03 \x01(\t\x12\x34\n\x05state\x18\x04 \x01(\x0e\x32%.deptmesh.reimbursement.v1.ClaimState\"_\n\x12ListClaimsResponse\x12\x30\n\x06\x63laims\x18\x01 \x03(\x0b\x32 .deptmesh.reimbursement.v1.Claim\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"G\n\x13\x41pproveClaimRequest\x12\x1b\n\x08\x63laim_id\x18\x01 \x01(\tB\t\xd2\xf3\x18\x05\x63laim\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\"G\n\x14\x41pproveClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim\"V\n\x12RejectClaimRequest\x12\x1b\n\x08\x63laim_id\x18\x01 \x01(\tB\t\xd2\xf3\x18\x05\x63laim\x12\x13\n\x0b\x61pprover_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"F\n\x13RejectClaimResponse\x12/\n\x05\x63laim\x18\x01 \x01(\x0b\x32 .deptmesh.reimbursement.v1.Claim*\x8e\x01\n\nClaimState\x12\x1b\n\x17\x43LAIM_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43LAIM_STATE_SUBMITTED\x10\x01\x12\x18\n\x14\x43LAIM_STATE_APPROVED\x10\x02\x12\x14\n\x10\x43LAIM_STATE_PAID\x10\x03\x12\x18\n\x14\x43LAIM_STATE_REJECTED\x10\x04\x32\xc6\x04\n\x14ReimbursementService\x12q\n\x0bSubmitClaim\x12-.deptmesh.reimbursement.v1.SubmitClaimRequest\x1a..deptmesh.reimbursement.v1.SubmitClaimResponse\"\x03\x90\x02\x02\x12h\n\x08GetClaim\x12*.deptmesh.reimbursement.v1.GetClaimRequest\x1a+.deptmesh.reimbursement.v1.GetClaimResponse\"\x03\x90\x02\x01\x12r\n\nListClaims\x12,.deptmesh.reimbursement.v1.ListClaimsRequest\x1a-.deptmesh.reimbursement.v1.ListClaimsResponse\"\x07\x90\x02\x01\xc8\xf3\x18\x05\x12o\n\x0c\x41pproveClaim\x12..deptmesh.reimbursement.v1.ApproveClaimRequest\x1a/.deptmesh.reimbursement.v1.ApproveClaimResponse\x12l\n\x0bRejectClaim\x12-.deptmesh.reimbursement.v1.RejectClaimRequest\x1a..deptmesh.reimbursement.v1.RejectClaimResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deptmesh.reimbursement.v1.reimbursement_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_CLAIM'].fields_by_name['claim_id']._loaded_options = None
+  _globals['_CLAIM'].fields_by_name['claim_id']._serialized_options = b'\322\363\030\005claim'
+  _globals['_GETCLAIMREQUEST'].fields_by_name['claim_id']._loaded_options = None
+  _globals['_GETCLAIMREQUEST'].fields_by_name['claim_id']._serialized_options = b'\322\363\030\005claim'
+  _globals['_APPROVECLAIMREQUEST'].fields_by_name['claim_id']._loaded_options = None
+  _globals['_APPROVECLAIMREQUEST'].fields_by_name['claim_id']._serialized_options = b'\322\363\030\005claim'
+  _globals['_REJECTCLAIMREQUEST'].fields_by_name['claim_id']._loaded_options = None
+  _globals['_REJECTCLAIMREQUEST'].fields_by_name['claim_id']._serialized_options = b'\322\363\030\005claim'
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['SubmitClaim']._loaded_options = None
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['SubmitClaim']._serialized_options = b'\220\002\002'
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['GetClaim']._loaded_options = None
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['GetClaim']._serialized_options = b'\220\002\001'
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['ListClaims']._loaded_options = None
   _globals['_REIMBURSEMENTSERVICE'].methods_by_name['ListClaims']._serialized_options = b'\220\002\001\310\363\030\005'
-  _globals['_CLAIMSTATE']._serialized_start=1350
-  _globals['_CLAIMSTATE']._serialized_end=1492
-  _globals['_CLAIM']._serialized_start=174
-  _globals['_CLAIM']._serialized_end=525
-  _globals['_SUBMITCLAIMREQUEST']._serialized_start=527
-  _globals['_SUBMITCLAIMREQUEST']._serialized_end=652
-  _globals['_SUBMITCLAIMRESPONSE']._serialized_start=654
-  _globals['_SUBMITCLAIMRESPONSE']._serialized_end=724
-  _globals['_GETCLAIMREQUEST']._serialized_start=726
-  _globals['_GETCLAIMREQUEST']._serialized_end=761
-  _globals['_GETCLAIMRESPONSE']._serialized_start=763
-  _globals['_GETCLAIMRESPONSE']._serialized_end=830
-  _globals['_LISTCLAIMSREQUEST']._serialized_start=833
-  _globals['_LISTCLAIMSREQUEST']._serialized_end=966
-  _globals['_LISTCLAIMSRESPONSE']._serialized_start=968
-  _globals['_LISTCLAIMSRESPONSE']._serialized_end=1063
-  _globals['_APPROVECLAIMREQUEST']._serialized_start=1065
-  _globals['_APPROVECLAIMREQUEST']._serialized_end=1125
-  _globals['_APPROVECLAIMRESPONSE']._serialized_start=1127
-  _globals['_APPROVECLAIMRESPONSE']._serialized_end=1198
-  _globals['_REJECTCLAIMREQUEST']._serialized_start=1200
-  _globals['_REJECTCLAIMREQUEST']._serialized_end=1275
-  _globals['_REJECTCLAIMRESPONSE']._serialized_start=1277
-  _globals['_REJECTCLAIMRESPONSE']._serialized_end=1347
-  _globals['_REIMBURSEMENTSERVICE']._serialized_start=1495
-  _globals['_REIMBURSEMENTSERVICE']._serialized_end=2077
+  _globals['_CLAIMSTATE']._serialized_start=1433
+  _globals['_CLAIMSTATE']._serialized_end=1575
+  _globals['_CLAIM']._serialized_start=213
+  _globals['_CLAIM']._serialized_end=575
+  _globals['_SUBMITCLAIMREQUEST']._serialized_start=577
+  _globals['_SUBMITCLAIMREQUEST']._serialized_end=702
+  _globals['_SUBMITCLAIMRESPONSE']._serialized_start=704
+  _globals['_SUBMITCLAIMRESPONSE']._serialized_end=774
+  _globals['_GETCLAIMREQUEST']._serialized_start=776
+  _globals['_GETCLAIMREQUEST']._serialized_end=822
+  _globals['_GETCLAIMRESPONSE']._serialized_start=824
+  _globals['_GETCLAIMRESPONSE']._serialized_end=891
+  _globals['_LISTCLAIMSREQUEST']._serialized_start=894
+  _globals['_LISTCLAIMSREQUEST']._serialized_end=1027
+  _globals['_LISTCLAIMSRESPONSE']._serialized_start=1029
+  _globals['_LISTCLAIMSRESPONSE']._serialized_end=1124
+  _globals['_APPROVECLAIMREQUEST']._serialized_start=1126
+  _globals['_APPROVECLAIMREQUEST']._serialized_end=1197
+  _globals['_APPROVECLAIMRESPONSE']._serialized_start=1199
+  _globals['_APPROVECLAIMRESPONSE']._serialized_end=1270
+  _globals['_REJECTCLAIMREQUEST']._serialized_start=1272
+  _globals['_REJECTCLAIMREQUEST']._serialized_end=1358
+  _globals['_REJECTCLAIMRESPONSE']._serialized_start=1360
+  _globals['_REJECTCLAIMRESPONSE']._serialized_end=1430
+  _globals['_REIMBURSEMENTSERVICE']._serialized_start=1578
+  _globals['_REIMBURSEMENTSERVICE']._serialized_end=2160
 # @@protoc_insertion_point(module_scope)

@@ -13,8 +13,6 @@ from deptmesh.services.reimbursement.store import Claim, ClaimState, ClaimStore,
 from deptmesh.services.reimbursement.workflow import ClaimWorkflow
 from deptmesh.services.validation import FieldViolations, require_identifier
 from deptmesh.sidecar.caller import current_caller
-from deptmesh.sidecar.tracing import tag_current_call
-from deptmesh.sidecar.tracing.attributes import CLAIM_ID
 
 _STATES = {state: pb.ClaimState.Value(f"CLAIM_STATE_{state}") for state in ClaimState}
 _STATES_BY_NUMBER = {number: state for state, number in _STATES.items()}
@@ -60,7 +58,6 @@ class ReimbursementServicer(reimbursement_pb2_grpc.ReimbursementServiceServicer)
             request.employee_id, Amount.from_proto(request.amount), request.description
         )
         claim = self._workflow.submit(current_caller().service, request.request_id, new_claim)
-        tag_current_call(CLAIM_ID, claim.claim_id)
         return pb.SubmitClaimResponse(claim=claim_proto(claim))
 
     def GetClaim(
@@ -95,7 +92,6 @@ class ReimbursementServicer(reimbursement_pb2_grpc.ReimbursementServiceServicer)
         violations.identifier("claim_id", request.claim_id)
         violations.identifier("approver_id", request.approver_id)
         violations.raise_if_any()
-        tag_current_call(CLAIM_ID, request.claim_id)
         claim = self._workflow.approve(request.claim_id, request.approver_id)
         return pb.ApproveClaimResponse(claim=claim_proto(claim))
 
@@ -107,6 +103,5 @@ class ReimbursementServicer(reimbursement_pb2_grpc.ReimbursementServiceServicer)
         violations.identifier("approver_id", request.approver_id)
         violations.text("reason", request.reason, max_length=500)
         violations.raise_if_any()
-        tag_current_call(CLAIM_ID, request.claim_id)
         claim = self._workflow.reject(request.claim_id, request.approver_id, request.reason)
         return pb.RejectClaimResponse(claim=claim_proto(claim))

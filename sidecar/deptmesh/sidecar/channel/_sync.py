@@ -23,7 +23,8 @@ from deptmesh.sidecar.channel.retry_info import quota_retry_delay
 from deptmesh.sidecar.deadline.budget import outbound_timeout
 from deptmesh.sidecar.errors import NoEndpoint
 from deptmesh.sidecar.identity.sources import IdentitySource
-from deptmesh.sidecar.tracing import ClientSpan, Tracing, client_span
+from deptmesh.sidecar.tracing import Tracing
+from deptmesh.sidecar.tracing.client_span import ClientSpan, client_span
 
 Metadata = tuple[tuple[str, str | bytes], ...]
 

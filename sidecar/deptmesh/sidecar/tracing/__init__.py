@@ -1,19 +1,21 @@
 """Tracing cross-department calls with OpenTelemetry: one span per call on each side.
 
-`Tracing.start(service, ...)` gives a process its tracer (tracer.py): spans are
-sampled parent-based at a configurable ratio and exported off the request path
-by a batch processor, to the local trace store (store.py, the default: no
-server needed) or over OTLP/gRPC to a collector. Pass it to the server
-(`tracing=`), where the chain's tracing stage (stage.py) opens a server span per
-call, and to `connect`, whose channel opens a client span per call
-(client_span.py) and sends the W3C `traceparent`, `tracestate` and `baggage`
-headers. Spans follow the OpenTelemetry RPC conventions and carry the verified
-caller and callee identities (attributes.py).
+What a service uses: `Tracing.start(service, ...)` gives the process its tracer
+(tracer.py), passed to the server (`tracing=`) and to `connect`;
+`tag_current_call` records what the call being handled is about, for a
+business key no message carries (tags.py).
+
+Behind them: the server chain's tracing stage (stage.py) opens a server span
+per call, continuing the caller's trace from the W3C headers (spans.py), and
+records the business keys the contract declares on the request and response
+fields (key_fields.py); the channel opens a client span per call and sends the
+headers (client_span.py). Recorded spans are RecordedSpans (recorded_span.py),
+exported to the local trace store (store/) or over OTLP. Spans follow the
+OpenTelemetry RPC conventions and carry the verified caller and callee
+identities (attributes.py).
 """
 
-from deptmesh.sidecar.tracing.client_span import ClientSpan, client_span
-from deptmesh.sidecar.tracing.stage import TracingStage
 from deptmesh.sidecar.tracing.tags import tag_current_call
 from deptmesh.sidecar.tracing.tracer import Exporter, Tracing
 
-__all__ = ["ClientSpan", "Exporter", "Tracing", "TracingStage", "client_span", "tag_current_call"]
+__all__ = ["Exporter", "Tracing", "tag_current_call"]

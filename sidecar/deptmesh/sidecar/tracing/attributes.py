@@ -3,10 +3,25 @@
 Server and client spans carry the semantic-convention attributes (rpc.system,
 rpc.service, rpc.method, rpc.grpc.status_code, server.address, server.port,
 network.peer.address, network.peer.port) plus these, so that a trace says who
-called whom as which verified identity.
+called whom as which verified identity, and what the call was about.
 """
 
 from __future__ import annotations
+
+__all__ = [
+    "CALLEE_DEPARTMENT",
+    "CALLEE_SERVICE",
+    "CALLEE_SPIFFE_ID",
+    "CALLER_DEPARTMENT",
+    "CALLER_SERVICE",
+    "CALLER_SPIFFE_ID",
+    "DEADLINE_REMAINING",
+    "DENIED_EVENT",
+    "KEY_PREFIX",
+    "REASON",
+    "SERVICE",
+    "THROTTLED_EVENT",
+]
 
 # The verified identity of the caller (server spans) and of the callee (client spans).
 CALLER_SPIFFE_ID = "deptmesh.caller.spiffe_id"
@@ -20,8 +35,10 @@ CALLEE_DEPARTMENT = "deptmesh.callee.department"
 SERVICE = "deptmesh.service"
 # Seconds the caller's deadline left when the call arrived (server) or was sent (client).
 DEADLINE_REMAINING = "deptmesh.deadline.remaining_s"
-# The business object a request was about, so `deptmesh trace --claim` can find it.
-CLAIM_ID = "deptmesh.claim_id"
+# What a call is about, by business key: `deptmesh.key.<name>` = the key's value (a
+# string, or a sequence of them when one call carries several), so that
+# `deptmesh trace --tag <name>=<value>` finds its trace (tracing/tags.py).
+KEY_PREFIX = "deptmesh.key."
 
 # Span events: a call refused by the chain, with the reason.
 DENIED_EVENT = "deptmesh.denied"

@@ -1,14 +1,14 @@
 """A recorded span without the SDK's per-span machinery, for the spans on every call.
 
-The OpenTelemetry SDK's `Tracer.start_span` + `Span.end` costs about 28 µs per
-span on this machine (a sampler call, attribute validation into a bounded
-mapping, locks, a copy into a ReadableSpan at the end); bench/overhead.py
-showed that alone takes most of the per-call budget. A sampling decision has
-already been taken when one of these is made (sidecar.tracing), and the sidecar
-sets its attributes itself, so a span here is a few slots and a dict, and its
-end builds the SDK's `ReadableSpan` once and hands it to the span processors,
-the same processors and exporters the SDK uses (batching, the trace store,
-OTLP). About 8 µs per span (bench/spans.py).
+The OpenTelemetry SDK's `Tracer.start_span` + `Span.end` makes a sampler call,
+validates attributes into a bounded mapping, takes locks and copies the span
+into a ReadableSpan at the end: four to five times what a RecordedSpan costs
+(bench/spans.py measures both), and bench/overhead.py showed that alone took
+most of the per-call budget. A sampling decision has already been taken when
+one of these is made (`Tracing.records`, tracer.py), and the sidecar sets its
+attributes itself, so a span here is a few slots and a dict, and its end builds
+the SDK's `ReadableSpan` once and hands it to the span processors, the same
+processors and exporters the SDK uses (batching, the trace store, OTLP).
 
 Not supported, as nothing of ours uses them: links (dropped) and processors'
 `on_start` (batch and simple processors do nothing there).
@@ -81,6 +81,11 @@ class RecordedSpan(trace.Span):
 
     def is_recording(self) -> bool:
         return self._end_ns is None
+
+    @property
+    def attributes(self) -> Mapping[str, Any]:
+        """The attributes set so far (as the SDK's spans show theirs); not to be changed."""
+        return self._attributes
 
     def set_attribute(self, key: str, value: Any) -> None:
         if self._end_ns is None:

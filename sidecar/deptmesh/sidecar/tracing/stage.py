@@ -1,8 +1,12 @@
 """The tracing stage of the server chain: a server span around each call.
 
-The span carries the RPC conventions' attributes, the verified caller and this
-service's own identity, the time the caller's deadline left, and for a call
-the chain refused, an event saying why.
+The span continues the caller's trace (W3C headers) and follows its sampling
+decision; a new trace is recorded at the tracer's ratio (tracing/tracer.py).
+A recorded span carries the RPC conventions' attributes, the verified caller
+and this service's own identity, the time the caller's deadline left, for a
+call the chain refused an event saying why, and the business keys the request
+and response carry (tracing/key_fields.py, read from a method's descriptors
+at its first recorded call). An unrecorded call gathers none of this.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from deptmesh.sidecar.caller import CURRENT_CALLER, Caller
 from deptmesh.sidecar.chain.core import Call, RpcMethod
 from deptmesh.sidecar.deadline.budget import remaining_seconds
 from deptmesh.sidecar.tracing import attributes as attr
+from deptmesh.sidecar.tracing.key_fields import NO_KEYS, MethodKeys, method_keys
 from deptmesh.sidecar.tracing.spans import PROPAGATOR, peer_of, unrecorded
 from deptmesh.sidecar.tracing.tracer import Tracing
 
@@ -48,7 +53,7 @@ _PROPAGATED = frozenset({"traceparent", "tracestate", "baggage"})
 
 def _make_current(span: trace.Span, parent: otel_context.Context | None) -> None:
     # Not detached when the call ends: like every per-call context variable of the
-    # chain (see _chain.py), the next call on this thread or task sets it again.
+    # chain (see chain/core.py), the next call on this thread or task sets it again.
     otel_context.attach(trace.set_span_in_context(span, parent))
 
 
@@ -60,6 +65,8 @@ class TracingStage:
         self._own_spiffe_id = own_spiffe_id
         # (method, caller SPIFFE ID) -> the attributes every such span starts with.
         self._attributes: dict[tuple[str, str], dict[str, Any]] = {}
+        # Method path -> the business-key fields of its messages (one per served method).
+        self._keys: dict[str, MethodKeys] = {}
 
     def _attributes_of(self, method: RpcMethod, caller: Caller | None) -> dict[str, Any]:
         """A new dict of the span attributes that depend only on the method and the caller."""
@@ -129,4 +136,15 @@ class TracingStage:
                 span.add_event(event, {attr.REASON: refusal.details})
             if code in _SERVER_ERRORS:
                 span.set_status(Status(StatusCode.ERROR, code.name))
+            keys = self._keys.get(call.method.path)
+            if keys is None:
+                keys = self._learn_keys(call.method)
+            if keys is not NO_KEYS:
+                keys.tag(span, call.request, call.response)
         span.end()
+
+    def _learn_keys(self, method: RpcMethod) -> MethodKeys:
+        """Reads the method's key fields from its descriptors, at its first recorded call."""
+        # Two threads learning one method at once store equal values: no lock needed.
+        keys = self._keys[method.path] = method_keys(method.service, method.name)
+        return keys
