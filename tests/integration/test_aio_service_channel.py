@@ -183,6 +183,38 @@ class TestRetries:
         assert endpoint.calls <= 1 + 2  # before the stop, the failing attempt, at most one more
 
 
+class TestUnaryCall:
+    def test_a_call_that_succeeded_reports_ok(self, serve, cache):
+        """The call object of a unary call answers for its outcome like grpc.aio's own: done,
+        OK, its deadline, and its done callbacks run."""
+        serve(Streams())
+
+        async def scenario(stub, _):
+            call = stub.Echo(Text(value="a"), timeout=4)
+            assert 0 < call.time_remaining() <= 4
+            finished = asyncio.Event()
+            call.add_done_callback(lambda done: finished.set() if done is call else None)
+            reply = await call
+            await asyncio.wait_for(finished.wait(), timeout=5)
+            return reply.value, call.done(), await call.code(), await call.details()
+
+        assert run(cache, scenario) == ("a", True, grpc.StatusCode.OK, "")
+
+    def test_a_call_that_failed_reports_the_servers_status(self, serve, cache):
+        """A failed call raises grpc.aio's error and reports the server's code and details,
+        also to a caller that asks after awaiting."""
+        serve(Streams(fail_with=grpc.StatusCode.FAILED_PRECONDITION))
+
+        async def scenario(stub, _):
+            call = stub.Echo(Text(value="a"), timeout=4)
+            with pytest.raises(grpc.aio.AioRpcError) as caught:
+                await call
+            assert caught.value.code() is grpc.StatusCode.FAILED_PRECONDITION
+            return await call.code(), await call.details(), call.cancelled()
+
+        assert run(cache, scenario) == (grpc.StatusCode.FAILED_PRECONDITION, "overloaded", False)
+
+
 class TestIdentity:
     def test_a_new_identity_reopens_the_channels(self, serve, cache):
         """After a renewal the next call goes over a new grpc.aio channel presenting the new

@@ -20,6 +20,7 @@ from typing import Any
 
 import grpc
 import grpc.aio
+from grpc.aio import AioRpcError
 
 from deptmesh.sidecar.channel.balancer import Endpoint
 from deptmesh.sidecar.channel.client_chain import MethodChain
@@ -27,8 +28,8 @@ from deptmesh.sidecar.errors import NoEndpoint
 
 __all__ = ["EventLoop", "UnaryCall"]
 
-# Starts one attempt on an endpoint: endpoint -> grpc.aio's own call object.
-Attempt = Callable[[Endpoint[grpc.aio.Channel]], Any]
+# Starts one attempt: (endpoint, timeout, metadata) -> grpc.aio's own call object.
+StartAttempt = Callable[[Endpoint[grpc.aio.Channel], float, Any], Any]
 
 _CANCELLED_DETAILS = "Locally cancelled by application!"
 
@@ -38,16 +39,14 @@ class _Cancelled:
 
 
 _CANCELLED = _Cancelled()
-_NO_METADATA = grpc.aio.Metadata()
 
 
 class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[type-arg]
     """A unary-unary call through the client chain, with the retries the chain allows."""
 
     def __init__(
-        self, chain: MethodChain, timeout: float | None, metadata: Any, start: Any
+        self, chain: MethodChain, timeout: float | None, metadata: Any, start: StartAttempt
     ) -> None:
-        """`start(endpoint, timeout, metadata)` starts one attempt on an endpoint."""
         call = chain.start(timeout, metadata)
         endpoint = chain.attempt(call)
         try:
@@ -59,7 +58,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[type-arg]
         self._task = asyncio.get_running_loop().create_task(self._attempts(chain, endpoint, start))
 
     async def _attempts(
-        self, chain: MethodChain, first: Endpoint[grpc.aio.Channel], start: Any
+        self, chain: MethodChain, first: Endpoint[grpc.aio.Channel], start: StartAttempt
     ) -> tuple[Any, grpc.RpcError | None]:
         # An error is returned, not raised: a call nobody awaits must not leave a
         # "Task exception was never retrieved" behind (grpc.aio does the same).
@@ -128,14 +127,14 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[type-arg]
     async def initial_metadata(self) -> grpc.aio.Metadata:
         ended = await self._settled()
         if ended is None:
-            return await self._attempt.initial_metadata()  # type: ignore[no-any-return]
-        return _metadata_of(ended, "initial_metadata")
+            return _metadata(await self._attempt.initial_metadata())
+        return _metadata(ended.initial_metadata() if isinstance(ended, AioRpcError) else None)
 
     async def trailing_metadata(self) -> grpc.aio.Metadata:
         ended = await self._settled()
         if ended is None:
-            return await self._attempt.trailing_metadata()  # type: ignore[no-any-return]
-        return _metadata_of(ended, "trailing_metadata")
+            return _metadata(await self._attempt.trailing_metadata())
+        return _metadata(ended.trailing_metadata() if isinstance(ended, AioRpcError) else None)
 
     async def code(self) -> grpc.StatusCode:
         ended = await self._settled()
@@ -161,10 +160,9 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[type-arg]
             raise asyncio.CancelledError
 
 
-def _metadata_of(ended: grpc.RpcError | _Cancelled, which: str) -> grpc.aio.Metadata:
-    read = getattr(ended, which, None)
-    found = read() if read is not None else None
-    return found if isinstance(found, grpc.aio.Metadata) else _NO_METADATA
+def _metadata(found: object) -> grpc.aio.Metadata:
+    """What grpc returned, or empty metadata for a call that never got any."""
+    return found if isinstance(found, grpc.aio.Metadata) else grpc.aio.Metadata()
 
 
 class EventLoop:
