@@ -204,4 +204,5 @@ class EventLoop:
     async def settle(self) -> None:
         """Waits for every task spawned so far (and those they spawn)."""
         while self._tasks:
-            await asyncio.gather(*self._tasks)
+            # Ending a span never fails a close: observability fails open.
+            await asyncio.gather(*self._tasks, return_exceptions=True)

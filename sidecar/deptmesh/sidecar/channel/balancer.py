@@ -74,6 +74,8 @@ class Endpoint(Generic[C]):
 
 
 class Balancer(Generic[C]):
+    """The endpoints of one service and their channels, chosen per call."""
+
     def __init__(
         self,
         service: str,
