@@ -35,6 +35,8 @@ __all__ = ["AioServiceChannel"]
 Serializer = Callable[[Any], bytes] | None
 Deserializer = Callable[[bytes], Any] | None
 Requests = AsyncIterator[Any] | Iterator[Any] | None
+# Starts one attempt on an endpoint's own multicallable: (callable, timeout, metadata).
+Invoke = Callable[[Any, float, Any], Any]
 
 
 class _Method:
@@ -60,9 +62,7 @@ class _Method:
             found = endpoint.callables[self._key] = self._open(endpoint.channel)
         return found
 
-    def _started(
-        self, invoke: Callable[[Any, float, Any], Any], timeout: float | None, metadata: Any
-    ) -> Any:
+    def _started(self, invoke: Invoke, timeout: float | None, metadata: Any) -> Any:
         """One attempt, left to the caller: ended by the chain when grpc says it is done."""
         chain = self._chain
         call = chain.start(timeout, metadata)
@@ -87,6 +87,27 @@ class _Method:
         return lambda done: self._loop.spawn(lambda: end(done))
 
 
+def _invoker(
+    request: Any,
+    credentials: grpc.CallCredentials | None,
+    wait_for_ready: bool | None,
+    compression: grpc.Compression | None,
+) -> Invoke:
+    """Starts one attempt of a call on an endpoint's own multicallable."""
+
+    def invoke(multicallable: Any, seconds: float, headers: Any) -> Any:
+        return multicallable(
+            request,
+            timeout=seconds,
+            metadata=headers,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+    return invoke
+
+
 class _UnaryUnary(_Method, grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
     def __call__(
         self,
@@ -98,15 +119,10 @@ class _UnaryUnary(_Method, grpc.aio.UnaryUnaryMultiCallable):  # type: ignore[ty
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> UnaryCall:
+        invoke = _invoker(request, credentials, wait_for_ready, compression)
+
         def start(endpoint: Endpoint[grpc.aio.Channel], seconds: float, headers: Any) -> Any:
-            return self._callable(endpoint)(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
+            return invoke(self._callable(endpoint), seconds, headers)
 
         return UnaryCall(self._chain, timeout, metadata, start)
 
@@ -122,16 +138,7 @@ class _UnaryStream(_Method, grpc.aio.UnaryStreamMultiCallable):  # type: ignore[
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(request, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
@@ -145,16 +152,7 @@ class _StreamUnary(_Method, grpc.aio.StreamUnaryMultiCallable):  # type: ignore[
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(request_iterator, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
@@ -168,16 +166,7 @@ class _StreamStream(_Method, grpc.aio.StreamStreamMultiCallable):  # type: ignor
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(request_iterator, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 

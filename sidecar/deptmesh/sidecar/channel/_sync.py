@@ -14,9 +14,10 @@ exhausted, cancelled or failed), on grpc's own thread.
 
 from __future__ import annotations
 
+import operator
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
@@ -32,7 +33,6 @@ Serializer = Callable[[Any], bytes] | None
 Deserializer = Callable[[bytes], Any] | None
 # Starts one attempt on an endpoint's own multicallable: (callable, timeout, metadata).
 Invoke = Callable[[Any, float, Any], Any]
-T = TypeVar("T")
 
 
 class _Method:
@@ -93,6 +93,34 @@ class _Method:
         return started
 
 
+# Which of an endpoint's multicallable's ways of calling an attempt uses.
+_CALL = operator.attrgetter("__call__")
+_WITH_CALL = operator.attrgetter("with_call")
+_FUTURE = operator.attrgetter("future")
+
+
+def _invoker(
+    way: Callable[[Any], Any],
+    request: Any,
+    credentials: grpc.CallCredentials | None,
+    wait_for_ready: bool | None,
+    compression: grpc.Compression | None,
+) -> Invoke:
+    """Starts one attempt of a call on an endpoint's own multicallable, `way` called."""
+
+    def invoke(multicallable: Any, seconds: float, headers: Any) -> Any:
+        return way(multicallable)(
+            request,
+            timeout=seconds,
+            metadata=headers,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+    return invoke
+
+
 def _ender(
     chain: MethodChain, call: OutboundCall, endpoint: Endpoint[grpc.Channel]
 ) -> Callable[[Any], None]:
@@ -112,16 +140,7 @@ class _UnaryUnary(_Method, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-a
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_CALL, request, credentials, wait_for_ready, compression)
         return self._blocking(invoke, timeout, metadata)
 
     def with_call(
@@ -133,16 +152,7 @@ class _UnaryUnary(_Method, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-a
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_.with_call(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_WITH_CALL, request, credentials, wait_for_ready, compression)
         return self._blocking(invoke, timeout, metadata)
 
     def future(
@@ -154,16 +164,7 @@ class _UnaryUnary(_Method, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-a
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_.future(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_FUTURE, request, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
@@ -177,16 +178,7 @@ class _UnaryStream(_Method, grpc.UnaryStreamMultiCallable):  # type: ignore[type
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_CALL, request, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
@@ -200,16 +192,7 @@ class _StreamUnary(_Method, grpc.StreamUnaryMultiCallable):  # type: ignore[type
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_CALL, request_iterator, credentials, wait_for_ready, compression)
         return self._blocking(invoke, timeout, metadata)
 
     def with_call(
@@ -221,16 +204,7 @@ class _StreamUnary(_Method, grpc.StreamUnaryMultiCallable):  # type: ignore[type
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_.with_call(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_WITH_CALL, request_iterator, credentials, wait_for_ready, compression)
         return self._blocking(invoke, timeout, metadata)
 
     def future(
@@ -242,16 +216,7 @@ class _StreamUnary(_Method, grpc.StreamUnaryMultiCallable):  # type: ignore[type
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_.future(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_FUTURE, request_iterator, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
@@ -265,16 +230,7 @@ class _StreamStream(_Method, grpc.StreamStreamMultiCallable):  # type: ignore[ty
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        def invoke(callable_: Any, seconds: float, headers: Any) -> Any:
-            return callable_(
-                request_iterator,
-                timeout=seconds,
-                metadata=headers,
-                credentials=credentials,
-                wait_for_ready=wait_for_ready,
-                compression=compression,
-            )
-
+        invoke = _invoker(_CALL, request_iterator, credentials, wait_for_ready, compression)
         return self._started(invoke, timeout, metadata)
 
 
