@@ -1,9 +1,12 @@
-"""What the sidecar's server chain costs, against bare grpc.aio on the same mTLS, in one run.
+"""What the sidecar costs, against bare grpc.aio on the same mTLS, in one run: its server
+chain, and its asyncio service channel as a client.
 
-Each configuration is a grpc.aio server in its own process serving hr's
-GetEmployee over mTLS (dev CA certificates); this process is the client. Rounds
-alternate between the configurations so that drift in the machine hits them
-all alike. Three measures per configuration:
+Each server configuration is a grpc.aio server in its own process serving hr's
+GetEmployee over mTLS (dev CA certificates); this process is the client, over a
+bare grpc.aio channel. A client configuration calls one of those servers
+through the sidecar's own channel instead. Rounds alternate between the
+configurations so that drift in the machine hits them all alike. Three
+measures per configuration:
 
 - throughput: calls per second with 32 unary calls in flight;
 - latency: the median of calls made one at a time, the configurations taking
@@ -24,7 +27,10 @@ alone, for comparison; `floor`, not a product configuration but the ceiling of
 any chain with the sidecar's duties: one stage that only asks grpc what such a
 chain must ask per call (the peer's certificate for identity, the metadata for
 trace headers, the trailing quota metadata) and sets one context variable,
-deciding nothing.
+deciding nothing. And one client configuration: `aio_connect`, the bare server
+called through `deptmesh.sidecar.aio_connect` (registry cache, balancer,
+deadline and retry rules, mTLS; no tracing) instead of a bare grpc.aio channel;
+its ratio is the client chain's cost, its server CPU is bare's.
 
 The last line is for scripts: `overhead full=<ratio> sampled1=<ratio>
 otel_contrib=<ratio> p50_added_us=<n>`: throughput over bare grpc.aio's, and the
@@ -53,7 +59,10 @@ import grpc
 import grpc.aio
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-from deptmesh.sidecar import AioServer
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.model import ServiceInstance
+from deptmesh.registry.static import StaticRegistry
+from deptmesh.sidecar import AioServer, aio_connect
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention, MethodRules
 from deptmesh.sidecar.chain import AioChainInterceptor
 from deptmesh.sidecar.chain.core import Call, Chain, Gate
@@ -222,6 +231,11 @@ CONFIGURATIONS: dict[str, Serve] = {
     "otel_contrib": _otel_contrib,
     "floor": _floor,
 }
+# Client configurations: name -> the server configuration it calls, through
+# aio_connect instead of a bare grpc.aio channel. Each is measured (and reported)
+# right after that server's own row, so that every server configuration still
+# follows the same one as without it: a round on a server warms it for the next.
+CLIENT_CONFIGURATIONS = {"aio_connect": "bare"}
 # What the summary line reports: these ratios, and the latency `full` adds.
 SUMMARY = ("full", "sampled1", "otel_contrib")
 
@@ -258,7 +272,17 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _write_certificates(directory: Path) -> tuple[grpc.ChannelCredentials, str]:
+@dataclass(frozen=True)
+class Caller:
+    """How this process calls the servers: bare grpc.aio's credentials and target name,
+    and the sidecar channel's identity."""
+
+    credentials: grpc.ChannelCredentials
+    target: str
+    identity: ServerIdentity
+
+
+def _write_certificates(directory: Path) -> Caller:
     ca = DevCertificateAuthority()
     server_leaf, client_leaf = ca.issue(SERVER), ca.issue(CALLER)
     (directory / "ca.pem").write_bytes(ca.ca_pem)
@@ -268,7 +292,10 @@ def _write_certificates(directory: Path) -> tuple[grpc.ChannelCredentials, str]:
     credentials = grpc.ssl_channel_credentials(
         ca.ca_pem, client_leaf.private_key_pem, client_leaf.certificate_pem
     )
-    return credentials, server_name(SERVER, ca.trust_domain)
+    identity = ServerIdentity(
+        client_leaf.private_key_pem, client_leaf.certificate_pem, ca.ca_pem, ca.trust_domain
+    )
+    return Caller(credentials, server_name(SERVER, ca.trust_domain), identity)
 
 
 def _start_server(name: str, certs: Path) -> tuple[subprocess.Popen[str], str]:
@@ -326,20 +353,31 @@ async def _median_latencies_us(
     return {name: statistics.median(values) for name, values in samples.items()}
 
 
+def _sidecar_channel(address: str, identity: ServerIdentity) -> tuple[Any, EndpointCache]:
+    """An aio_connect channel to `address`, known to a registry as SERVER's one instance."""
+    host, _, port = address.rpartition(":")
+    cache = EndpointCache(StaticRegistry([ServiceInstance(SERVER, SERVER, host, int(port))]))
+    return aio_connect(SERVER, cache, identity=lambda: identity), cache
+
+
 async def _measure(
     addresses: dict[str, str],
     pids: dict[str, int],
-    credentials: grpc.ChannelCredentials,
-    target: str,
+    caller: Caller,
     arguments: argparse.Namespace,
 ) -> dict[str, Measured]:
-    options = [("grpc.ssl_target_name_override", target)]
-    channels = {
-        name: grpc.aio.secure_channel(address, credentials, options=options)
-        for name, address in addresses.items()
-    }
+    options = [("grpc.ssl_target_name_override", caller.target)]
+    channels: dict[str, Any] = {}
+    caches = []
+    pids = dict(pids)
+    for server, address in addresses.items():
+        channels[server] = grpc.aio.secure_channel(address, caller.credentials, options=options)
+        for name in (name for name, calls in CLIENT_CONFIGURATIONS.items() if calls == server):
+            channels[name], cache = _sidecar_channel(address, caller.identity)
+            caches.append(cache)
+            pids[name] = pids[server]
     stubs = {name: hr_pb2_grpc.EmployeeServiceStub(channel) for name, channel in channels.items()}
-    results = {name: Measured() for name in addresses}
+    results = {name: Measured() for name in channels}
     for stub in stubs.values():  # connect and warm up before anything is timed
         await _throughput(stub, 0.3)
     for _ in range(arguments.rounds):
@@ -355,6 +393,8 @@ async def _measure(
             results[name].latency_us.append(latency)
     for channel in channels.values():
         await channel.close()
+    for cache in caches:
+        cache.close()
     return results
 
 
@@ -399,12 +439,12 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as directory:
         certs = Path(directory)
-        credentials, target = _write_certificates(certs)
+        caller = _write_certificates(certs)
         servers = {name: _start_server(name, certs) for name in CONFIGURATIONS}
         try:
             addresses = {name: address for name, (_, address) in servers.items()}
             pids = {name: process.pid for name, (process, _) in servers.items()}
-            results = asyncio.run(_measure(addresses, pids, credentials, target, arguments))
+            results = asyncio.run(_measure(addresses, pids, caller, arguments))
         finally:
             for process, _ in servers.values():
                 assert process.stdin is not None

@@ -25,7 +25,7 @@ def test_overhead_benchmark_prints_its_summary():
         *("server", "cpu", "us/call", "added"),
     ]
     assert [line.split()[0] for line in lines[2:-1]] == [
-        *("bare", "authz", "quota", "full", "sampled1", "otel_contrib", "floor")
+        *("bare", "aio_connect", "authz", "quota", "full", "sampled1", "otel_contrib", "floor")
     ]
     ratio = r"\d+\.\d{3}"
     assert re.fullmatch(

@@ -6,7 +6,11 @@ import grpc
 import pytest
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.static import StaticRegistry
 from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.host import instance_of
+from tests.aio_servers import AioServerThread
 from tests.integration.servers import serve_employee_service
 
 # grpc converts deadlines between clocks with coarse granularity: the server can
@@ -35,6 +39,42 @@ class Forwarder(hr_pb2_grpc.EmployeeServiceServicer):
         return self._stub.GetEmployee(request)
 
 
+class AioForwarder(hr_pb2_grpc.EmployeeServiceServicer):
+    """The same on a grpc.aio server, calling out through the asyncio service channel."""
+
+    def __init__(self, cache: EndpointCache) -> None:
+        self.channel = client.aio_connect("hr", cache, default_timeout=30)
+        self._stub = hr_pb2_grpc.EmployeeServiceStub(self.channel)
+
+    async def GetEmployee(self, request, context):
+        return await self._stub.GetEmployee(request)
+
+
+def serve_forwarder(flavour: str, hr_address: str):
+    """A forwarder to hr on a sync or a grpc.aio server: its address, and how to stop it."""
+    if flavour == "sync":
+        server, address = serve_employee_service(Forwarder(hr_address))
+        return address, lambda: server.stop(0)
+    cache = EndpointCache(
+        StaticRegistry([instance_of("hr", "127.0.0.1", int(hr_address.rpartition(":")[2]))])
+    )
+    forwarder = AioForwarder(cache)
+    server = AioServerThread()
+    server.add_service(
+        hr_pb2.DESCRIPTOR.services_by_name["EmployeeService"],
+        hr_pb2_grpc.add_EmployeeServiceServicer_to_server,
+        forwarder,
+    )
+    port = server.start("127.0.0.1:0")
+
+    def stop() -> None:
+        server.run(forwarder.channel.close())
+        server.stop(0)
+        cache.close()
+
+    return f"127.0.0.1:{port}", stop
+
+
 @pytest.fixture
 def recording_hr():
     hr = RecordingHr()
@@ -59,16 +99,18 @@ class TestOutboundDeadline:
             stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=2.0)
         assert 0 < hr.remaining[0] <= 2.0 + SLACK
 
-    def test_inbound_deadline_caps_outbound_calls(self, recording_hr):
-        """A call made while handling a call with 1.5 s left gets at most 1.5 s."""
+    @pytest.mark.parametrize("flavour", ["sync", "aio"])
+    def test_inbound_deadline_caps_outbound_calls(self, flavour, recording_hr):
+        """A call made while handling a call with 1.5 s left gets at most 1.5 s, from a sync
+        server through dial() and from a grpc.aio server through aio_connect()."""
         hr, hr_address = recording_hr
-        forwarder, forwarder_address = serve_employee_service(Forwarder(hr_address))
+        forwarder_address, stop_forwarder = serve_forwarder(flavour, hr_address)
         try:
             with grpc.insecure_channel(forwarder_address) as channel:
                 stub = hr_pb2_grpc.EmployeeServiceStub(channel)
                 stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=1.5)
         finally:
-            forwarder.stop(0)
+            stop_forwarder()
         assert 0 < hr.remaining[0] <= 1.5 + SLACK
 
     def test_default_timeout_must_be_positive(self):

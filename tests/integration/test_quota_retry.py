@@ -1,7 +1,9 @@
-"""The sidecar client and a throttling server: never again sooner than RetryInfo says."""
+"""The sidecar client and a throttling server: never again sooner than RetryInfo says,
+on the sync and the asyncio channel."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 import time
@@ -38,6 +40,44 @@ class TimedPayments(finance_pb2_grpc.PaymentServiceServicer):
         return finance_pb2.PayoutResponse()
 
 
+def payouts(flavour, cache, timeouts):
+    """One Payout per timeout, in order, through a sync or an asyncio channel of one
+    caller: per call, the error it raised (None for success) and how long it took."""
+    identity = dev_ca_identity(CA, "reimbursement")
+    request = finance_pb2.PayoutRequest()
+    outcomes = []
+    if flavour == "sync":
+        with client.connect("finance", cache, identity=identity) as channel:
+            stub = finance_pb2_grpc.PaymentServiceStub(channel)
+            for timeout in timeouts:
+                started = time.monotonic()
+                try:
+                    stub.Payout(request, timeout=timeout)
+                    outcomes.append((None, time.monotonic() - started))
+                except grpc.RpcError as error:
+                    outcomes.append((error, time.monotonic() - started))
+        return outcomes
+
+    async def scenario():
+        async with client.aio_connect("finance", cache, identity=identity) as channel:
+            stub = finance_pb2_grpc.PaymentServiceStub(channel)
+            for timeout in timeouts:
+                started = time.monotonic()
+                try:
+                    await stub.Payout(request, timeout=timeout)
+                    outcomes.append((None, time.monotonic() - started))
+                except grpc.RpcError as error:
+                    outcomes.append((error, time.monotonic() - started))
+
+    asyncio.run(scenario())
+    return outcomes
+
+
+@pytest.fixture(params=["sync", "aio"])
+def flavour(request):
+    return request.param
+
+
 @pytest.fixture
 def finance():
     handler = TimedPayments()
@@ -58,19 +98,17 @@ def finance():
     )
     port = server.start("127.0.0.1:0")
     cache = EndpointCache(StaticRegistry([instance_of("finance", "127.0.0.1", port)]))
-    channel = client.connect("finance", cache, identity=dev_ca_identity(CA, "reimbursement"))
-    yield finance_pb2_grpc.PaymentServiceStub(channel), handler, usage
-    channel.close()
+    yield cache, handler, usage
     cache.close()
     server.stop(0)
 
 
-def test_throttled_call_is_repeated_after_the_retry_delay(finance):
+def test_throttled_call_is_repeated_after_the_retry_delay(flavour, finance):
     """A call throttled for lack of a token succeeds on a repeat made no sooner than the
     token returns (RetryInfo), with the caller seeing only the success."""
-    stub, handler, usage = finance
-    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)
-    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)  # the bucket is empty: throttled once
+    cache, handler, usage = finance
+    # The second finds the bucket empty: throttled once.
+    assert [error for error, _ in payouts(flavour, cache, [5, 5])] == [None, None]
 
     first, second = handler.arrivals
     assert second - first >= 1 / RATE - 0.002  # the refill time; 2 ms for clock granularity
@@ -78,16 +116,14 @@ def test_throttled_call_is_repeated_after_the_retry_delay(finance):
     assert throttled == 1
 
 
-def test_no_repeat_when_the_delay_outlasts_the_deadline(finance):
+def test_no_repeat_when_the_delay_outlasts_the_deadline(flavour, finance):
     """When the token would come back after the deadline the caller gets the
     RESOURCE_EXHAUSTED at once, and the server saw a single attempt."""
-    stub, handler, usage = finance
-    stub.Payout(finance_pb2.PayoutRequest(), timeout=5)
-    started = time.monotonic()
-    with pytest.raises(grpc.RpcError) as caught:
-        stub.Payout(finance_pb2.PayoutRequest(), timeout=0.05)
-    assert time.monotonic() - started < 1 / RATE
-    assert caught.value.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
-    assert error_reason(caught.value) == "QUOTA_EXCEEDED"
+    cache, handler, usage = finance
+    [(first, _), (error, took)] = payouts(flavour, cache, [5, 0.05])
+    assert first is None
+    assert took < 1 / RATE
+    assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
+    assert error_reason(error) == "QUOTA_EXCEEDED"
     assert len(handler.arrivals) == 1
     assert sum(record["throttled"] for record in usage.snapshot()) == 1

@@ -1,4 +1,8 @@
-"""Service channels over a StaticRegistry: balancing, ejection, safe retries, asyncio."""
+"""Service channels over a StaticRegistry: balancing, ejection, safe retries, asyncio.
+
+The asyncio channel has its own file (test_aio_service_channel.py); every call
+shape is in test_channel_shapes.py.
+"""
 
 from __future__ import annotations
 
@@ -14,8 +18,10 @@ from deptmesh.registry.static import StaticRegistry
 from deptmesh.sidecar import aio_connect
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.channel.idempotency import is_idempotent
+from deptmesh.sidecar.errors import NoEndpoint
 from deptmesh.sidecar.host import instance_of
 from tests.integration.servers import serve_employee_service, wait_for
+from tests.integration.streams import Streams, StreamsStub, Text, serve_streams, texts
 from tests.integration.test_deadlines import RecordingHr
 
 
@@ -125,6 +131,61 @@ class TestRetries:
             stub.GetEmployee(hr_pb2.GetEmployeeRequest(), timeout=5)
         assert channel.balancer().call_counts() == {second.endpoint: before + 5}
         channel.close()
+
+
+@pytest.fixture
+def serve_streams_as(registry):
+    """Starts a Streams handler registered as `streams`."""
+    servers = []
+
+    def start(handler):
+        server, port = serve_streams(handler)
+        registry.register(instance_of("streams", "127.0.0.1", port))
+        servers.append(server)
+
+    yield start
+    for server in servers:
+        server.stop(0)
+
+
+# Calls attempted once: a future, and a stream in each direction.
+ATTEMPTED_ONCE = {
+    "unary future": lambda stub: stub.Echo.future(Text(value="a"), timeout=5).result(),
+    "unary_stream": lambda stub: list(stub.Watch(Text(value="a"), timeout=5)),
+    "stream_unary": lambda stub: stub.Collect(texts("a"), timeout=5),
+    "stream_unary future": lambda stub: stub.Collect.future(texts("a"), timeout=5).result(),
+    "stream_stream": lambda stub: list(stub.Chat(texts("a"), timeout=5)),
+}
+
+
+class TestAttemptedOnce:
+    @pytest.mark.parametrize("shape", ATTEMPTED_ONCE)
+    def test_streams_and_futures_are_not_retried(self, shape, serve_streams_as, cache):
+        """A future or a stream that a server answers UNAVAILABLE reaches the caller after
+        one attempt, though the method is declared idempotent."""
+        flaky = Streams(fail_with=grpc.StatusCode.UNAVAILABLE)
+        serve_streams_as(flaky)
+        with client.connect("streams", cache) as channel, pytest.raises(grpc.RpcError) as caught:
+            ATTEMPTED_ONCE[shape](StreamsStub(channel))
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert flaky.calls == 1
+
+    def test_a_blocking_unary_call_is_retried(self, serve_streams_as, cache):
+        """The same failure on a unary call the caller waits for is attempted again."""
+        flaky = Streams(fail_with=grpc.StatusCode.UNAVAILABLE)
+        serve_streams_as(flaky)
+        with client.connect("streams", cache) as channel, pytest.raises(grpc.RpcError):
+            StreamsStub(channel).Echo(Text(value="a"), timeout=5)
+        assert flaky.calls > 1
+
+    @pytest.mark.parametrize("shape", ["unary", *ATTEMPTED_ONCE])
+    def test_an_unknown_service_is_no_endpoint(self, shape, cache):
+        """Any call to a service never seen raises NoEndpoint: UNAVAILABLE naming it."""
+        call = ATTEMPTED_ONCE.get(shape, lambda stub: stub.Echo(Text(value="a"), timeout=5))
+        with client.connect("streams", cache) as channel, pytest.raises(NoEndpoint) as caught:
+            call(StreamsStub(channel))
+        assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+        assert "streams" in caught.value.details()
 
 
 class TestAsyncioTwin:

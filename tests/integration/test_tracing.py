@@ -7,6 +7,7 @@ Servers run sync and asyncio.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 
@@ -238,6 +239,34 @@ class TestSpans:
         [line] = [entry for entry in logs if entry["event"] == "looked_up"]
         assert line["trace_id"] == format(server_span.context.trace_id, "032x")
         assert line["span_id"] == format(server_span.context.span_id, "016x")
+
+    def test_an_asyncio_channel_call_is_traced_the_same(self, mesh):
+        """Through aio_connect: a client span whose child is hr's server span, with the
+        callee's identity, and the caller's baggage reaching the handler."""
+        tracing = mesh.tracing("reimbursement")
+        identity = dev_ca_identity(CA, "reimbursement")
+
+        async def scenario():
+            token = otel_context.attach(baggage.set_baggage("deptmesh.claim_id", "C-7"))
+            try:
+                async with client.aio_connect(
+                    "hr", mesh.cache, identity=identity, tracing=tracing
+                ) as channel:
+                    await hr_pb2_grpc.EmployeeServiceStub(channel).GetEmployee(
+                        hr_pb2.GetEmployeeRequest(employee_id="E1"), timeout=5
+                    )
+            finally:
+                otel_context.detach(token)
+
+        asyncio.run(scenario())
+        [client_span] = by_kind(mesh.spans.get_finished_spans(), SpanKind.CLIENT)
+        [server_span] = by_kind(mesh.spans.get_finished_spans(), SpanKind.SERVER)
+        assert server_span.context.trace_id == client_span.context.trace_id
+        assert server_span.parent.span_id == client_span.context.span_id
+        caller = client_span.attributes
+        assert (caller["server.address"], caller[attr.CALLEE_SERVICE]) == ("hr", "hr")
+        assert caller["rpc.grpc.status_code"] == 0
+        assert mesh.hr.baggage == [{"deptmesh.claim_id": "C-7"}]
 
 
 class TestBusinessKeys:

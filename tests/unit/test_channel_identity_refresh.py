@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 
-from deptmesh.registry.model import ServiceInstance
 from deptmesh.sidecar.channel.balancer import Balancer
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
 from deptmesh.sidecar.identity.sources import ServerIdentity
@@ -41,7 +40,7 @@ def balancer_for(identity: Identity) -> Balancer:
     balancer = Balancer(
         "hr", lambda address: RecordedChannel(address, identity()), identity=identity
     )
-    balancer.update([ServiceInstance("hr", "hr-1", "127.0.0.1", 50051)])
+    balancer.update(["127.0.0.1:50051"])
     return balancer
 
 

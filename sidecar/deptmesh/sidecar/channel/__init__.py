@@ -2,16 +2,18 @@
 
 `connect(service, cache)` returns a grpc.Channel over every healthy instance of
 a service (per-call balancing, ejection of failed endpoints, safe retries);
-`aio_connect` is its grpc.aio twin; `dial(address)` is one fixed address, for
-tools and tests. Every call has a deadline: the caller's own timeout or the
-default, never beyond the inbound call's remaining time.
+`aio_connect` is its grpc.aio twin, streams included; `dial(address)` is one
+fixed address, for tools and tests. Every call, in every shape, goes through one
+client chain (client_chain.py): a deadline (the caller's own timeout or the
+default, never beyond the inbound call's remaining time), a client span, and
+the retry rules.
 """
 
 from deptmesh.sidecar.channel._aio import AioServiceChannel
-from deptmesh.sidecar.channel._aio import connect as aio_connect
 from deptmesh.sidecar.channel._sync import ServiceChannel
 from deptmesh.sidecar.channel.client import (
     DEFAULT_TIMEOUT_SECONDS,
+    aio_connect,
     connect,
     dial,
     mtls_channel_factory,

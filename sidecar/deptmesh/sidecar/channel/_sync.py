@@ -1,71 +1,136 @@
-"""A grpc.Channel over all healthy instances of one service.
+"""A grpc.Channel over all the healthy instances of one service.
 
-Generated stubs call `channel.unary_unary(path, ...)` once per method and then
-call the result; each call here picks an endpoint (power of two choices), sets
-the deadline, and retries on another endpoint when that is safe: the call never
-reached a server, or the contract declares the method idempotent. A call our
-quota stage throttled is repeated only after the delay its RetryInfo names, and
-only when that fits in the deadline.
+Generated stubs call `channel.unary_unary(path, ...)` (or one of the three
+streaming shapes) once per method and then call the result. Every call, whatever
+its shape and whether it is made with `__call__`, `with_call` or `future`, goes
+through the client chain (client_chain.py: deadline, client span, endpoint,
+retry); this module only blocks where the chain says to wait.
+
+Which calls are retried (see client_chain.py): a unary-unary `__call__` or
+`with_call`. A `future()` and every stream are attempted once; their span ends
+and their endpoint is released when grpc reports the call done (completed,
+exhausted, cancelled or failed), on grpc's own thread.
 """
 
 from __future__ import annotations
 
+import operator
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import grpc
 
-from deptmesh.registry.cache import EndpointCache, ServiceUnavailable
-from deptmesh.sidecar.channel.balancer import Balancer, Endpoint
-from deptmesh.sidecar.channel.idempotency import is_idempotent
-from deptmesh.sidecar.channel.retry_info import quota_retry_delay
-from deptmesh.sidecar.deadline.budget import outbound_timeout
-from deptmesh.sidecar.errors import NoEndpoint
+from deptmesh.sidecar.channel.balancer import Balancer, ChannelFactory, Endpoint
+from deptmesh.sidecar.channel.client_chain import ClientChain, Metadata, MethodChain, OutboundCall
+from deptmesh.sidecar.channel.endpoints import EndpointSource
 from deptmesh.sidecar.identity.sources import IdentitySource
 from deptmesh.sidecar.tracing import Tracing
-from deptmesh.sidecar.tracing.client_span import ClientSpan, client_span
 
-Metadata = tuple[tuple[str, str | bytes], ...]
+__all__ = ["ServiceChannel"]
 
-MAX_ATTEMPTS = 3
-# grpc's own words for a call that never got a connection to a server.
-_NOT_CONNECTED = ("failed to connect", "connection refused", "connections to all backends failing")
-
-
-def _never_reached_server(error: grpc.RpcError) -> bool:
-    details = (error.details() or "").lower()
-    return error.code() is grpc.StatusCode.UNAVAILABLE and any(
-        words in details for words in _NOT_CONNECTED
-    )
+Serializer = Callable[[Any], bytes] | None
+Deserializer = Callable[[bytes], Any] | None
+# Starts one attempt on an endpoint's own multicallable: (callable, timeout, metadata).
+Invoke = Callable[[Any, float, Any], Any]
 
 
-class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
+class _Method:
+    """One method in one shape: its chain, and how to ask an endpoint's channel for it."""
+
+    __slots__ = ("_chain", "_key", "_open")
+
     def __init__(
-        self,
-        channel: ServiceChannel,
-        method: str,
-        serializer: Callable[[Any], bytes] | None,
-        deserializer: Callable[[bytes], Any] | None,
+        self, chain: MethodChain, shape: str, open_callable: Callable[[grpc.Channel], Any]
     ) -> None:
-        self._channel = channel
-        self._method = method
-        self._serializer = serializer
-        self._deserializer = deserializer
-        self._idempotent = is_idempotent(method)
+        self._chain = chain
+        self._key = (shape, chain.path)
+        self._open = open_callable
 
-    def _endpoint_callable(self, endpoint: Endpoint) -> Any:
-        key = ("unary_unary", self._method)
-        found = endpoint.callables.get(key)
+    def _callable(self, endpoint: Endpoint[grpc.Channel]) -> Any:
+        found = endpoint.callables.get(self._key)
         if found is None:
-            found = endpoint.channel.unary_unary(
-                self._method,
-                request_serializer=self._serializer,
-                response_deserializer=self._deserializer,
-            )
-            endpoint.callables[key] = found
+            found = endpoint.callables[self._key] = self._open(endpoint.channel)
         return found
 
+    def _blocking(self, invoke: Invoke, timeout: float | None, metadata: Metadata | None) -> Any:
+        """Attempts until one answers or the chain gives up, sleeping where it says."""
+        chain = self._chain
+        call = chain.start(timeout, metadata)
+        endpoint: Endpoint[grpc.Channel] | None = None
+        try:
+            while True:
+                endpoint = chain.attempt(call)
+                try:
+                    outcome = invoke(self._callable(endpoint), call.time_left(), call.metadata)
+                except grpc.RpcError as error:
+                    pause = chain.after_failure(call, endpoint, error)
+                    endpoint = None  # released
+                    if pause is None:
+                        raise
+                    if pause:
+                        time.sleep(pause)  # what the server's RetryInfo asked for, never less
+                    continue
+                chain.after_success(call, endpoint)
+                return outcome
+        except grpc.RpcError:
+            raise  # the chain has ended the call
+        except BaseException:
+            chain.abandon(call, endpoint, grpc.StatusCode.UNKNOWN)
+            raise
+
+    def _started(self, invoke: Invoke, timeout: float | None, metadata: Metadata | None) -> Any:
+        """One attempt, left running: ended by the chain when grpc says it is done."""
+        chain = self._chain
+        call = chain.start(timeout, metadata)
+        endpoint = chain.attempt(call)
+        try:
+            started = invoke(self._callable(endpoint), call.time_left(), call.metadata)
+        except BaseException:
+            chain.abandon(call, endpoint, grpc.StatusCode.UNKNOWN)
+            raise
+        started.add_done_callback(_ender(chain, call, endpoint))
+        return started
+
+
+# Which of an endpoint's multicallable's ways of calling an attempt uses.
+_CALL = operator.attrgetter("__call__")
+_WITH_CALL = operator.attrgetter("with_call")
+_FUTURE = operator.attrgetter("future")
+
+
+def _invoker(
+    way: Callable[[Any], Any],
+    request: Any,
+    credentials: grpc.CallCredentials | None,
+    wait_for_ready: bool | None,
+    compression: grpc.Compression | None,
+) -> Invoke:
+    """Starts one attempt of a call on an endpoint's own multicallable, `way` called."""
+
+    def invoke(multicallable: Any, seconds: float, headers: Any) -> Any:
+        return way(multicallable)(
+            request,
+            timeout=seconds,
+            metadata=headers,
+            credentials=credentials,
+            wait_for_ready=wait_for_ready,
+            compression=compression,
+        )
+
+    return invoke
+
+
+def _ender(
+    chain: MethodChain, call: OutboundCall, endpoint: Endpoint[grpc.Channel]
+) -> Callable[[Any], None]:
+    def ended(done: Any) -> None:
+        chain.finish(call, endpoint, done.code(), done.details())
+
+    return ended
+
+
+class _UnaryUnary(_Method, grpc.UnaryUnaryMultiCallable):  # type: ignore[type-arg]
     def __call__(
         self,
         request: Any,
@@ -75,10 +140,8 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        response, _ = self.with_call(
-            request, timeout, metadata, credentials, wait_for_ready, compression
-        )
-        return response
+        invoke = _invoker(_CALL, request, credentials, wait_for_ready, compression)
+        return self._blocking(invoke, timeout, metadata)
 
     def with_call(
         self,
@@ -89,69 +152,8 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        kwargs = {
-            "credentials": credentials,
-            "wait_for_ready": wait_for_ready,
-            "compression": compression,
-        }
-        tracing = self._channel.tracing
-        if tracing is None:
-            return self._with_retries(request, timeout, metadata, kwargs, None)
-        with client_span(tracing, self._channel.service, self._method, metadata) as traced:
-            try:
-                result = self._with_retries(request, timeout, traced.metadata, kwargs, traced)
-            except grpc.RpcError as error:
-                traced.ended(error.code())
-                raise
-            traced.ended(grpc.StatusCode.OK)
-            return result
-
-    def _with_retries(
-        self,
-        request: Any,
-        timeout: float | None,
-        metadata: Metadata | None,
-        kwargs: dict[str, Any],
-        traced: ClientSpan | None,
-    ) -> Any:
-        balancer = self._channel.balancer()
-        deadline = time.monotonic() + outbound_timeout(timeout, self._channel.default_timeout)
-        tried: list[str] = []
-        pause = 0.0
-        while True:
-            if pause:
-                time.sleep(pause)  # what the server's RetryInfo asked for, never less
-            try:
-                endpoint = balancer.pick(avoid=tried)
-            except ServiceUnavailable as error:
-                raise NoEndpoint(str(error)) from error
-            tried.append(endpoint.address)
-            if traced is not None:
-                traced.attempt(endpoint.address)
-            connection_failed = False
-            try:
-                return self._endpoint_callable(endpoint).with_call(
-                    request,
-                    timeout=max(0.0, deadline - time.monotonic()),
-                    metadata=metadata,
-                    **kwargs,
-                )
-            except grpc.RpcError as error:
-                connection_failed = _never_reached_server(error)
-                unavailable = error.code() is grpc.StatusCode.UNAVAILABLE
-                throttled_for = quota_retry_delay(error)
-                if throttled_for is not None:
-                    # Refused before the handler ran: safe to repeat, once the
-                    # quota has a token again and if that is within the deadline.
-                    pause = throttled_for
-                    retry_safe = time.monotonic() + pause < deadline
-                else:
-                    pause = 0.0
-                    retry_safe = connection_failed or (unavailable and self._idempotent)
-                if not retry_safe or len(tried) >= MAX_ATTEMPTS or time.monotonic() >= deadline:
-                    raise
-            finally:
-                balancer.release(endpoint, connection_failed=connection_failed)
+        invoke = _invoker(_WITH_CALL, request, credentials, wait_for_ready, compression)
+        return self._blocking(invoke, timeout, metadata)
 
     def future(
         self,
@@ -162,84 +164,167 @@ class _BalancedUnaryUnary(grpc.UnaryUnaryMultiCallable):  # type: ignore[type-ar
         wait_for_ready: bool | None = None,
         compression: grpc.Compression | None = None,
     ) -> Any:
-        # Futures are not retried: the caller owns the call once it has started.
-        balancer = self._channel.balancer()
-        try:
-            endpoint = balancer.pick()
-        except ServiceUnavailable as error:
-            raise NoEndpoint(str(error)) from error
-        future = self._endpoint_callable(endpoint).future(
-            request,
-            timeout=outbound_timeout(timeout, self._channel.default_timeout),
-            metadata=metadata,
-            credentials=credentials,
-            wait_for_ready=wait_for_ready,
-            compression=compression,
-        )
-        future.add_done_callback(lambda _: balancer.release(endpoint, connection_failed=False))
-        return future
+        invoke = _invoker(_FUTURE, request, credentials, wait_for_ready, compression)
+        return self._started(invoke, timeout, metadata)
+
+
+class _UnaryStream(_Method, grpc.UnaryStreamMultiCallable):  # type: ignore[type-arg]
+    def __call__(
+        self,
+        request: Any,
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        invoke = _invoker(_CALL, request, credentials, wait_for_ready, compression)
+        return self._started(invoke, timeout, metadata)
+
+
+class _StreamUnary(_Method, grpc.StreamUnaryMultiCallable):  # type: ignore[type-arg]
+    def __call__(
+        self,
+        request_iterator: Iterator[Any],
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        invoke = _invoker(_CALL, request_iterator, credentials, wait_for_ready, compression)
+        return self._blocking(invoke, timeout, metadata)
+
+    def with_call(
+        self,
+        request_iterator: Iterator[Any],
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        invoke = _invoker(_WITH_CALL, request_iterator, credentials, wait_for_ready, compression)
+        return self._blocking(invoke, timeout, metadata)
+
+    def future(
+        self,
+        request_iterator: Iterator[Any],
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        invoke = _invoker(_FUTURE, request_iterator, credentials, wait_for_ready, compression)
+        return self._started(invoke, timeout, metadata)
+
+
+class _StreamStream(_Method, grpc.StreamStreamMultiCallable):  # type: ignore[type-arg]
+    def __call__(
+        self,
+        request_iterator: Iterator[Any],
+        timeout: float | None = None,
+        metadata: Metadata | None = None,
+        credentials: grpc.CallCredentials | None = None,
+        wait_for_ready: bool | None = None,
+        compression: grpc.Compression | None = None,
+    ) -> Any:
+        invoke = _invoker(_CALL, request_iterator, credentials, wait_for_ready, compression)
+        return self._started(invoke, timeout, metadata)
 
 
 class ServiceChannel(grpc.Channel):
-    """What `sidecar.connect(service, ...)` returns: generated stubs accept it."""
+    """What `sidecar.connect(service, ...)` and `dial(address)` return: generated stubs
+    accept it, and every call through it, in every shape, goes through the client chain."""
 
     def __init__(
         self,
         service: str,
-        cache: EndpointCache,
+        endpoints: EndpointSource,
         *,
         default_timeout: float,
-        channel_factory: Callable[[str], grpc.Channel] = grpc.insecure_channel,
+        channel_factory: ChannelFactory[grpc.Channel] = grpc.insecure_channel,
         identity: IdentitySource | None = None,
         tracing: Tracing | None = None,
     ) -> None:
-        """`identity` is what `channel_factory` opens channels with; when it
-        changes, new calls go to freshly opened channels (see _balancer.py).
-        With `tracing`, each unary call has a client span and sends its context."""
+        """`identity` is what `channel_factory` opens channels with; when it changes,
+        new calls go to freshly opened channels (see balancer.py). With `tracing`,
+        every call has a client span and sends its context."""
         self.service = service
         self.default_timeout = default_timeout
         self.tracing = tracing
-        self._cache = cache
-        self._balancer = Balancer(service, channel_factory, identity=identity)
-        self._subscribed = False
+        self._chain = ClientChain(
+            service,
+            endpoints,
+            Balancer(service, channel_factory, identity=identity),
+            default_timeout=default_timeout,
+            tracing=tracing,
+        )
 
-    def balancer(self) -> Balancer:
-        """The balancer, subscribed to the catalog on first use (fails fast if unknown)."""
-        try:
-            if not self._subscribed:
-                self._balancer.update(self._cache.subscribe(self.service, self._balancer.update))
-                self._subscribed = True
-            self._cache.instances(self.service)  # raises when the endpoints are too stale
-        except ServiceUnavailable as error:
-            raise NoEndpoint(str(error)) from error
-        return self._balancer
+    def balancer(self) -> Balancer[grpc.Channel]:
+        """The balancer, subscribed to the catalog on first use (NoEndpoint if unknown)."""
+        return self._chain.balancer()
 
     def unary_unary(
         self,
         method: str,
-        request_serializer: Callable[[Any], bytes] | None = None,
-        response_deserializer: Callable[[bytes], Any] | None = None,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
         _registered_method: bool | None = False,
     ) -> grpc.UnaryUnaryMultiCallable[Any, Any]:
-        return _BalancedUnaryUnary(self, method, request_serializer, response_deserializer)
+        return _UnaryUnary(
+            self._chain.method(method, retries=True),
+            "unary_unary",
+            lambda channel: channel.unary_unary(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
 
-    def _single(self) -> grpc.Channel:
-        try:
-            endpoint = self.balancer().pick()
-        except ServiceUnavailable as error:
-            raise NoEndpoint(str(error)) from error
-        self._balancer.release(endpoint, connection_failed=False)
-        return endpoint.channel
+    def unary_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.UnaryStreamMultiCallable[Any, Any]:
+        return _UnaryStream(
+            self._chain.method(method, retries=False),
+            "unary_stream",
+            lambda channel: channel.unary_stream(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
 
-    # Streaming calls go to one endpoint for their whole life; they are not retried.
-    def unary_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._single().unary_stream(method, *args, **kwargs)
+    def stream_unary(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.StreamUnaryMultiCallable[Any, Any]:
+        return _StreamUnary(
+            self._chain.method(method, retries=False),
+            "stream_unary",
+            lambda channel: channel.stream_unary(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
 
-    def stream_unary(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._single().stream_unary(method, *args, **kwargs)
-
-    def stream_stream(self, method: str, *args: Any, **kwargs: Any) -> Any:
-        return self._single().stream_stream(method, *args, **kwargs)
+    def stream_stream(
+        self,
+        method: str,
+        request_serializer: Serializer = None,
+        response_deserializer: Deserializer = None,
+        _registered_method: bool | None = False,
+    ) -> grpc.StreamStreamMultiCallable[Any, Any]:
+        return _StreamStream(
+            self._chain.method(method, retries=False),
+            "stream_stream",
+            lambda channel: channel.stream_stream(  # type: ignore[call-arg]
+                method, request_serializer, response_deserializer, _registered_method
+            ),
+        )
 
     def subscribe(self, callback: Any, try_to_connect: bool = False) -> None:
         raise NotImplementedError("a ServiceChannel has no single connectivity state")
@@ -248,13 +333,11 @@ class ServiceChannel(grpc.Channel):
         raise NotImplementedError("a ServiceChannel has no single connectivity state")
 
     def close(self) -> None:
-        self._balancer.close()
+        for channel in self._chain.close():
+            channel.close()
 
     def __enter__(self) -> ServiceChannel:
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-__all__ = ["ServiceChannel"]

@@ -9,6 +9,12 @@ A grpc channel keeps the credentials it was opened with, so when our identity
 changes (a renewed leaf, a rotated CA) every endpoint moves to a fresh channel
 and the old one is closed once its in-flight calls end: no call fails, and
 new calls present the new certificate and trust the new roots.
+
+The balancer serves the sync and the asyncio channel alike: it only opens and
+closes channels through the functions it is given. A channel is opened when a
+call first picks its endpoint, in the thread (or on the event loop) of that
+call, never on the registry's watch thread: a grpc.aio channel belongs to the
+loop it was opened on.
 """
 
 from __future__ import annotations
@@ -16,63 +22,96 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
+from typing import Any, Generic, Protocol, TypeVar
 
-import grpc
 import structlog
 
 from deptmesh.registry.cache import ServiceUnavailable
-from deptmesh.registry.model import ServiceInstance
 from deptmesh.sidecar.identity.sources import IdentitySource, ServerIdentity
+
+__all__ = ["Balancer", "ChannelFactory", "Endpoint"]
 
 _log = structlog.get_logger("deptmesh.sidecar")
 
-ChannelFactory = Callable[[str], grpc.Channel]
+
+class _Closeable(Protocol):
+    def close(self) -> object: ...
+
+
+C = TypeVar("C", bound=_Closeable)
+
+# Opens the channel to one endpoint address ("host:port").
+ChannelFactory = Callable[[str], C]
+
+
+def _close_now(channel: _Closeable) -> None:
+    channel.close()
 
 
 @dataclass(eq=False)
-class Endpoint:
+class Endpoint(Generic[C]):
+    """One address of the service, its channel (once a call needed it) and its record."""
+
     address: str
-    channel: grpc.Channel
+    opened: C | None = None
     outstanding: int = 0
     calls: int = 0
     ejected_until: float = 0.0
     consecutive_failures: int = 0
     removed: bool = False
-    callables: dict[tuple[str, str], object] = field(default_factory=dict)
+    # What the channels' unary_unary(...) and friends returned, by (shape, method):
+    # built once per endpoint, not per call.
+    callables: dict[tuple[str, str], Any] = field(default_factory=dict)
+
+    @property
+    def channel(self) -> C:
+        """The endpoint's channel; every endpoint `pick` returns has one."""
+        if self.opened is None:
+            raise RuntimeError(f"the channel to {self.address} was never opened")
+        return self.opened
 
 
-class Balancer:
+class Balancer(Generic[C]):
+    """The endpoints of one service and their channels, chosen per call."""
+
     def __init__(
         self,
         service: str,
-        channel_factory: ChannelFactory,
+        channel_factory: ChannelFactory[C],
         *,
+        close_channel: Callable[[C], None] = _close_now,
         identity: IdentitySource | None = None,
         eject_seconds: float = 1.0,
         max_eject_seconds: float = 30.0,
     ) -> None:
-        """`identity` is what `channel_factory` opens channels with (None: plaintext)."""
+        """`identity` is what `channel_factory` opens channels with (None: plaintext).
+        `close_channel` closes a channel no call uses any more; it may be called from
+        any thread."""
         self.service = service
-        self._factory = channel_factory
+        self._open = channel_factory
+        self._close = close_channel
         self._identity = identity
         self._opened_with: ServerIdentity | None = None if identity is None else identity()
         self._eject = eject_seconds
         self._max_eject = max_eject_seconds
         self._lock = threading.Lock()
-        self._endpoints: dict[str, Endpoint] = {}
+        self._endpoints: dict[str, Endpoint[C]] = {}
+        self._closed = False
 
-    def update(self, instances: list[ServiceInstance]) -> None:
-        """Follows the catalog: opens channels to new endpoints, retires gone ones."""
-        wanted = {instance.endpoint for instance in instances}
+    def update(self, addresses: Iterable[str]) -> None:
+        """Follows the catalog: adds new endpoints, retires gone ones."""
+        wanted = set(addresses)
         with self._lock:
+            if self._closed:
+                return  # the catalog still reports changes to a closed channel
             for address in wanted - self._endpoints.keys():
-                self._endpoints[address] = Endpoint(address, self._factory(address))
+                self._endpoints[address] = Endpoint(address)
             for address in self._endpoints.keys() - wanted:
                 self._retire(self._endpoints.pop(address))
 
-    def pick(self, avoid: Collection[str] = ()) -> Endpoint:
+    def pick(self, avoid: Collection[str] = ()) -> Endpoint[C]:
         """An endpoint for one call (released with `release`); avoids `avoid` if it can."""
         if self._identity is not None:
             # Sources return the same object until something changes: one
@@ -95,11 +134,13 @@ class Balancer:
             else:
                 first, second = random.sample(usable, 2)
                 chosen = first if first.outstanding <= second.outstanding else second
+            if chosen.opened is None:
+                chosen.opened = self._open(chosen.address)
             chosen.outstanding += 1
             chosen.calls += 1
             return chosen
 
-    def release(self, endpoint: Endpoint, *, connection_failed: bool) -> None:
+    def release(self, endpoint: Endpoint[C], *, connection_failed: bool) -> None:
         with self._lock:
             endpoint.outstanding -= 1
             if connection_failed:
@@ -114,8 +155,8 @@ class Balancer:
                 )
             else:
                 endpoint.consecutive_failures = 0
-            if endpoint.removed and endpoint.outstanding == 0:
-                endpoint.channel.close()
+            if endpoint.removed and endpoint.outstanding == 0 and endpoint.opened is not None:
+                self._close(endpoint.opened)
 
     def _follow_identity(self, current: ServerIdentity) -> None:
         with self._lock:
@@ -125,19 +166,17 @@ class Balancer:
                 return
             for address, old in list(self._endpoints.items()):
                 # Ejection is not carried over: the old credentials may be why it failed.
-                self._endpoints[address] = Endpoint(
-                    address, self._factory(address), calls=old.calls
-                )
+                self._endpoints[address] = Endpoint(address, calls=old.calls)
                 self._retire(old)
         _log.info("channels_reopened", service=self.service, reason="identity_changed")
 
-    def _retire(self, endpoint: Endpoint) -> None:
+    def _retire(self, endpoint: Endpoint[C]) -> None:
         endpoint.removed = True
-        if endpoint.outstanding == 0:
-            endpoint.channel.close()
+        if endpoint.outstanding == 0 and endpoint.opened is not None:
+            self._close(endpoint.opened)
         # else: closed by release() when its last call ends.
 
-    def endpoint(self, address: str) -> Endpoint | None:
+    def endpoint(self, address: str) -> Endpoint[C] | None:
         """The current endpoint at `address`, to observe its calls and ejection."""
         with self._lock:
             return self._endpoints.get(address)
@@ -147,8 +186,11 @@ class Balancer:
         with self._lock:
             return {address: e.calls for address, e in sorted(self._endpoints.items())}
 
-    def close(self) -> None:
+    def close(self) -> list[C]:
+        """Forgets every endpoint; returns their open channels, for the caller to close
+        (at once on a sync channel, awaited within a grace period on an asyncio one)."""
         with self._lock:
-            for endpoint in self._endpoints.values():
-                endpoint.channel.close()
+            channels = [e.opened for e in self._endpoints.values() if e.opened is not None]
             self._endpoints.clear()
+            self._closed = True
+        return channels

@@ -1,9 +1,13 @@
-"""The client span of an outbound call, and the W3C headers that carry its context."""
+"""The client span of an outbound call, and the W3C headers that carry its context.
+
+A service channel builds one `ClientSpans` per method it is asked for and starts a
+span per call with it; the span ends when the call ends, which for a future or a
+response stream is after the call that started it has returned, so the span is
+not made current: its context travels in the headers, injected explicitly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import grpc
@@ -19,7 +23,9 @@ from deptmesh.sidecar.tracing import attributes as attr
 from deptmesh.sidecar.tracing.spans import PROPAGATOR, peer_of, unrecorded
 from deptmesh.sidecar.tracing.tracer import Tracing
 
-__all__ = ["ClientSpan", "client_span"]
+__all__ = ["ClientSpan", "ClientSpans"]
+
+Metadata = tuple[tuple[str, str | bytes], ...]
 
 
 class ClientSpan:
@@ -27,7 +33,7 @@ class ClientSpan:
 
     __slots__ = ("metadata", "span")
 
-    def __init__(self, span: trace.Span, metadata: tuple[tuple[str, str | bytes], ...]) -> None:
+    def __init__(self, span: trace.Span, metadata: Metadata) -> None:
         self.span = span
         self.metadata = metadata
 
@@ -39,27 +45,49 @@ class ClientSpan:
             self.span.set_attribute("network.peer.port", port)
 
     def ended(self, code: grpc.StatusCode) -> None:
+        """Records how the call ended, without ending the span."""
         if self.span.is_recording():
             self.span.set_attribute("rpc.grpc.status_code", code.value[0])
             if code is not grpc.StatusCode.OK:
                 self.span.set_status(Status(StatusCode.ERROR, code.name))
 
+    def end(self, code: grpc.StatusCode) -> None:
+        """Records how the call ended and ends the span."""
+        self.ended(code)
+        self.span.end()
 
-@contextmanager
-def client_span(tracing: Tracing, callee: str, path: str, metadata: Any) -> Iterator[ClientSpan]:
-    """A client span for calling `path` on `callee`, current while the call runs."""
-    parent = trace.get_current_span().get_span_context()
-    span = (
-        tracing.record(
-            path.lstrip("/"), parent, SpanKind.CLIENT, _client_attributes(tracing, callee, path)
-        )
-        if tracing.records(parent)
-        else unrecorded(parent)
-    )
-    with trace.use_span(span, end_on_exit=True):
+
+class ClientSpans:
+    """Starts the client spans of calls to one method of one service; what every such
+    span shares is decided here, once."""
+
+    __slots__ = ("_attributes", "_name", "_tracing")
+
+    def __init__(self, tracing: Tracing, callee: str, path: str) -> None:
+        self._tracing = tracing
+        self._name = path.lstrip("/")
+        self._attributes = _client_attributes(tracing, callee, path)
+
+    def start(self, metadata: Any, timeout: float | None = None) -> ClientSpan:
+        """A started span under the current one, and `metadata` plus its trace headers.
+
+        `timeout` is the deadline the call is sent with; without one the span
+        records the time the inbound call being handled has left, if any.
+        """
+        parent = trace.get_current_span().get_span_context()
+        span: trace.Span
+        if self._tracing.records(parent):
+            attributes = self._attributes.copy()
+            left = remaining_seconds() if timeout is None else timeout
+            if left is not None:
+                attributes[attr.DEADLINE_REMAINING] = round(left, 6)
+            span = self._tracing.record(self._name, parent, SpanKind.CLIENT, attributes)
+        else:
+            span = unrecorded(parent)
         headers: dict[str, str] = {}
-        PROPAGATOR.inject(headers)
-        yield ClientSpan(span, (*(metadata or ()), *headers.items()))
+        # The current context (with its baggage) plus this span, without attaching it.
+        PROPAGATOR.inject(headers, context=trace.set_span_in_context(span))
+        return ClientSpan(span, (*(metadata or ()), *headers.items()))
 
 
 def _client_attributes(tracing: Tracing, callee: str, path: str) -> dict[str, Any]:
@@ -74,7 +102,4 @@ def _client_attributes(tracing: Tracing, callee: str, path: str) -> dict[str, An
     }
     if tracing.spiffe_id:
         attributes[attr.CALLER_SPIFFE_ID] = tracing.spiffe_id
-    left = remaining_seconds()
-    if left is not None:
-        attributes[attr.DEADLINE_REMAINING] = round(left, 6)
     return attributes
