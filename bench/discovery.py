@@ -4,7 +4,7 @@ join:  registration of a new instance -> the first call routed to it
        (includes Consul's first gRPC health check turning it passing)
 leave: the instance marked critical -> the last call routed to it
 
-A client thread makes calls back to back through `sidecar.connect` the whole
+A client thread makes calls back to back through `deptmesh.sidecar.connect` the whole
 time. The last line is for scripts:
 discovery join_p50_ms=<n> join_max_ms=<n> leave_p50_ms=<n> leave_max_ms=<n>
 """

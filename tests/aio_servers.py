@@ -1,4 +1,4 @@
-"""Runs a sidecar.aio_server.AioServer on its own event loop thread, for sync tests."""
+"""Runs a deptmesh.sidecar.AioServer on its own event loop thread, for sync tests."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ T = TypeVar("T")
 
 
 class AioServerThread:
-    """An AioServer used like sidecar.server.Server: start and stop block."""
+    """An AioServer used like deptmesh.sidecar.Server: start and stop block."""
 
     def __init__(self, **options: Any) -> None:
         self._loop = asyncio.new_event_loop()

@@ -70,7 +70,7 @@ class TestServerStop:
 
 class TestServiceProcess:
     def test_sigterm_drains_and_exits_zero(self, tmp_path):
-        """`python -m services.hr` prints its address, serves, and exits 0 on SIGTERM."""
+        """`python -m deptmesh.services.hr` prints its address, serves, and exits 0 on SIGTERM."""
         db = str(tmp_path / "hr.db")
         process = subprocess.Popen(
             [

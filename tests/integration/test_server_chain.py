@@ -1,7 +1,7 @@
 """The server chain around handlers whose behaviour the tests control.
 
-Every case runs on the sync server (sidecar.server.Server) and on the asyncio
-one (sidecar.aio_server.AioServer): one chain, two adapters.
+Every case runs on the sync server (deptmesh.sidecar.Server) and on the asyncio
+one (deptmesh.sidecar.AioServer): one chain, two adapters.
 """
 
 from __future__ import annotations

@@ -190,7 +190,7 @@ class TestAttemptedOnce:
 
 class TestAsyncioTwin:
     def test_aio_stub_calls_through_the_service_channel(self, serve, cache):
-        """A grpc.aio stub over sidecar.aio.connect reaches the service."""
+        """A grpc.aio stub over deptmesh.sidecar.aio_connect reaches the service."""
         hr = RecordingHr()
         serve(hr)
 

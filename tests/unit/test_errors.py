@@ -1,4 +1,4 @@
-"""sidecar.errors: the error tree and the google.rpc.Status each error becomes."""
+"""deptmesh.sidecar.errors: the error tree and the google.rpc.Status each error becomes."""
 
 from __future__ import annotations
 

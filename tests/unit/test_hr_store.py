@@ -1,4 +1,4 @@
-"""services.hr.store: HR's SQLite database, on a real file per test."""
+"""deptmesh.services.hr.store: HR's SQLite database, on a real file per test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services.money: exact amounts and the checks every money field of a request gets."""
+"""deptmesh.services.money: exact amounts and the checks every money field of a request gets."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""services.pagination: opaque page tokens bound to the filter that produced them."""
+"""deptmesh.services.pagination: opaque page tokens bound to the filter that produced them."""
 
 from __future__ import annotations
 

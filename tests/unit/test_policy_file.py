@@ -259,7 +259,7 @@ class TestFileAccessPolicy:
 
 class TestCompanyPolicyFile:
     def test_written_file_enforces_the_company_policy(self, tmp_path):
-        """The file written from services.intentions decides as the Consul policy does."""
+        """The file written from deptmesh.services.intentions decides as the Consul policy does."""
         path = tmp_path / "policy.json"
         intentions.write_policy_file(path)
         policy = FileAccessPolicy(path)()
@@ -276,7 +276,7 @@ class TestCompanyPolicyFile:
         assert document["methods"] == intentions.METHOD_RULES["methods"]
 
     def test_extra_intention_from_the_command_line(self, tmp_path):
-        """`python -m services.intentions PATH --allow anonymous:hr` adds that intention."""
+        """`python -m deptmesh.services.intentions PATH --allow anonymous:hr` adds that intention."""
         path = tmp_path / "policy.json"
         assert intentions.main([str(path), "--allow", "anonymous:hr"]) == 0
         policy = FileAccessPolicy(path)()

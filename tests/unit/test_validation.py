@@ -1,4 +1,4 @@
-"""services.validation: collect every bad field, then fail once with all of them."""
+"""deptmesh.services.validation: collect every bad field, then fail once with all of them."""
 
 from __future__ import annotations
 

@@ -171,7 +171,7 @@ class _StreamStream(_Method, grpc.aio.StreamStreamMultiCallable):  # type: ignor
 
 
 class AioServiceChannel(grpc.aio.Channel):
-    """What `sidecar.aio_connect(service, cache)` returns: grpc.aio stubs accept it."""
+    """What `deptmesh.sidecar.aio_connect(service, cache)` returns: grpc.aio stubs accept it."""
 
     def __init__(
         self,

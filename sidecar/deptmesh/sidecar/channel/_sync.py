@@ -235,7 +235,7 @@ class _StreamStream(_Method, grpc.StreamStreamMultiCallable):  # type: ignore[ty
 
 
 class ServiceChannel(grpc.Channel):
-    """What `sidecar.connect(service, ...)` and `dial(address)` return: generated stubs
+    """What `deptmesh.sidecar.connect(service, ...)` and `dial(address)` return: generated stubs
     accept it, and every call through it, in every shape, goes through the client chain."""
 
     def __init__(

@@ -46,7 +46,7 @@ class Registration:
     Registering raises ControlPlaneUnavailable when the registry cannot be asked.
     Leaving is best effort: an instance that cannot tell the registry it is
     draining or gone fails its health check once its server stops, and the
-    registry drops it on its own (see registry.consul).
+    registry drops it on its own (see deptmesh.registry.consul).
     """
 
     def __init__(self, registry: Registry, instance: ServiceInstance) -> None:

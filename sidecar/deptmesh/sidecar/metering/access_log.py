@@ -1,6 +1,6 @@
 """The access log: one JSON line per call, written without slowing the call down.
 
-Every other log line goes through structlog (deptmesh/sidecar/logs.py). The access event
+Every other log line goes through structlog (deptmesh.sidecar.logs). The access event
 is on every call, so it is kept off the call's path: the metering stage
 (metering/stage.py) queues each ended call and hands them here in batches, from
 its drain thread, twice a second. structlog's processor chain costs about 13 µs
