@@ -137,7 +137,7 @@ class TestPolicyFileOnMtls:
 
 
 class TestServiceWithPolicyFile:
-    """`python -m deptmesh.services.hr --policy-file PATH`, without Consul: plaintext, callers anonymous."""
+    """`python -m deptmesh.services.hr --policy-file PATH`: plaintext, callers anonymous."""
 
     def test_policy_file_is_enforced_and_followed(self, tmp_path):
         """The company policy denies the anonymous caller; allowing anonymous -> hr in the

@@ -276,7 +276,7 @@ class TestCompanyPolicyFile:
         assert document["methods"] == intentions.METHOD_RULES["methods"]
 
     def test_extra_intention_from_the_command_line(self, tmp_path):
-        """`python -m deptmesh.services.intentions PATH --allow anonymous:hr` adds that intention."""
+        """`python -m deptmesh.services.intentions PATH --allow anonymous:hr` adds it."""
         path = tmp_path / "policy.json"
         assert intentions.main([str(path), "--allow", "anonymous:hr"]) == 0
         policy = FileAccessPolicy(path)()

@@ -10,7 +10,7 @@ from deptmesh.sidecar.errors import ERROR_DOMAIN
 
 __all__ = ["quota_retry_delay"]
 
-# The ErrorInfo reasons of the quota stage (quotas/stage.py): the call was refused before its handler ran.
+# The ErrorInfo reasons of the quota stage (quotas/stage.py): refused before the handler ran.
 _QUOTA_REASONS = frozenset({"QUOTA_EXCEEDED", "TOO_MANY_IN_FLIGHT"})
 
 
