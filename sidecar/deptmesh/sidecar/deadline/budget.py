@@ -18,9 +18,9 @@ __all__ = ["outbound_timeout", "remaining_seconds", "set_inbound_deadline"]
 _inbound_deadline: ContextVar[float | None] = ContextVar("deptmesh_deadline", default=None)
 
 
-def set_inbound_deadline(deadline: float | None) -> None:
-    """Records when (time.monotonic()) the inbound call being handled must finish."""
-    _inbound_deadline.set(deadline)
+# Records when (time.monotonic()) the inbound call being handled must finish: the
+# context variable's own setter, as the deadline stage calls it on every call.
+set_inbound_deadline = _inbound_deadline.set
 
 
 def remaining_seconds() -> float | None:

@@ -40,6 +40,8 @@ class _Plan:
     key: BucketKey
     cost: int
     limit: Limit
+    # What an admitted call's note says; shared, as nothing changes a note.
+    admitted: QuotaNote
 
 
 def method_cost(path: str) -> int:
@@ -71,17 +73,14 @@ class QuotaStage:
         plan = self._plan(policy, caller, call.method.path)
         shadow = plan.tier.shadow
         throttle, remaining = self.buckets.take(caller, plan.key, plan.limit, plan.cost, not shadow)
-        limited = throttle is not None
-        call.quota = QuotaNote(
-            caller,
-            plan.tier.name,
-            throttled=limited and not shadow,
-            shadow_throttled=limited and shadow,
-        )
         call.trailing += ((REMAINING_KEY, str(int(remaining))),)
-        if throttle is None or shadow:
+        if throttle is None:
+            call.quota = plan.admitted  # the same note for every admitted call of the plan
             return None
-        return self._throttled(call, plan, throttle)
+        call.quota = QuotaNote(
+            caller, plan.tier.name, throttled=not shadow, shadow_throttled=shadow
+        )
+        return None if shadow else self._throttled(call, plan, throttle)
 
     def finish(self, call: Call) -> None:
         if call.quota is not None:
@@ -98,7 +97,13 @@ class QuotaStage:
             limits = policy.limits(self._service, caller, path)
             cost = method_cost(path)
             key: BucketKey = (caller, path) if limits.bucket_method else caller
-            plan = _Plan(limits.tier, key, cost, Limit.share_of(limits.tier, replicas, cost))
+            plan = _Plan(
+                limits.tier,
+                key,
+                cost,
+                Limit.share_of(limits.tier, replicas, cost),
+                QuotaNote(caller, limits.tier.name, throttled=False, shadow_throttled=False),
+            )
             plans[(caller, path)] = plan
         return plan
 
