@@ -92,6 +92,9 @@ class FakeContext:
     def peer(self):
         return "ipv4:127.0.0.1:5555"
 
+    def time_remaining(self):
+        return None
+
 
 def rpc(service, name):
     return RpcMethod(f"/{service}/{name}", service, name, False, False)

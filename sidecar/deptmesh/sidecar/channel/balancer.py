@@ -85,6 +85,7 @@ class Balancer(Generic[C]):
         identity: IdentitySource | None = None,
         eject_seconds: float = 1.0,
         max_eject_seconds: float = 30.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """`identity` is what `channel_factory` opens channels with (None: plaintext).
         `close_channel` closes a channel no call uses any more; it may be called from
@@ -96,6 +97,7 @@ class Balancer(Generic[C]):
         self._opened_with: ServerIdentity | None = None if identity is None else identity()
         self._eject = eject_seconds
         self._max_eject = max_eject_seconds
+        self._clock = clock
         self._lock = threading.Lock()
         self._endpoints: dict[str, Endpoint[C]] = {}
         self._closed = False
@@ -119,7 +121,7 @@ class Balancer(Generic[C]):
             current = self._identity()
             if current is not self._opened_with:
                 self._follow_identity(current)
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             endpoints = list(self._endpoints.values())
             usable = [e for e in endpoints if e.ejected_until <= now and e.address not in avoid]
@@ -144,15 +146,21 @@ class Balancer(Generic[C]):
         with self._lock:
             endpoint.outstanding -= 1
             if connection_failed:
-                endpoint.consecutive_failures += 1
-                backoff = self._eject * 2 ** (endpoint.consecutive_failures - 1)
-                endpoint.ejected_until = time.monotonic() + min(backoff, self._max_eject)
-                _log.warning(
-                    "endpoint_ejected",
-                    service=self.service,
-                    endpoint=endpoint.address,
-                    seconds=min(backoff, self._max_eject),
-                )
+                now = self._clock()
+                # One ejection per episode: the other calls that were in flight when the
+                # endpoint went (or were sent to it because every endpoint was ejected)
+                # fail within its ejection and must not double the backoff again; only
+                # a failure after it was readmitted does.
+                if now >= endpoint.ejected_until:
+                    endpoint.consecutive_failures += 1
+                    backoff = self._eject * 2 ** (endpoint.consecutive_failures - 1)
+                    endpoint.ejected_until = now + min(backoff, self._max_eject)
+                    _log.warning(
+                        "endpoint_ejected",
+                        service=self.service,
+                        endpoint=endpoint.address,
+                        seconds=min(backoff, self._max_eject),
+                    )
             else:
                 endpoint.consecutive_failures = 0
             if endpoint.removed and endpoint.outstanding == 0 and endpoint.opened is not None:

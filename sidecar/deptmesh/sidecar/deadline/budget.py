@@ -11,7 +11,10 @@ from __future__ import annotations
 import time
 from contextvars import ContextVar
 
-__all__ = ["outbound_timeout", "remaining_seconds", "set_inbound_deadline"]
+__all__ = ["outbound_timeout", "remaining_seconds", "seconds_left", "set_inbound_deadline"]
+
+# grpc reports "no deadline" as a time remaining of about 2**63 seconds.
+_NO_DEADLINE_SECONDS = 1e9
 
 # time.monotonic() by which the inbound call being handled must finish. Set for every
 # call by the deadline stage and not reset (see chain/core.py).
@@ -21,6 +24,13 @@ _inbound_deadline: ContextVar[float | None] = ContextVar("deptmesh_deadline", de
 # Records when (time.monotonic()) the inbound call being handled must finish: the
 # context variable's own setter, as the deadline stage calls it on every call.
 set_inbound_deadline = _inbound_deadline.set
+
+
+def seconds_left(time_remaining: float | None) -> float | None:
+    """What a servicer context's time_remaining() means: seconds, or None for no deadline."""
+    if time_remaining is None or time_remaining > _NO_DEADLINE_SECONDS:
+        return None
+    return time_remaining
 
 
 def remaining_seconds() -> float | None:

@@ -1,13 +1,14 @@
 """The server chain: its stages, in the order every server runs them.
 
 The order is declared here and only here (see ../shared/design.md): identity,
-deadline, tracing, metering (usage, access log, metrics), authorization,
+tracing, metering (usage, access log, metrics), deadline, authorization,
 quota; the adapters (chain/_sync.py, chain/_aio.py) map what the handler
 raises to a status around them. Identity comes first because everything keys
-on it. The deadline is recorded before the span opens so the span can say how
-much time the caller left. Tracing and metering come before the decisions so
-that denied and throttled calls are traced, logged and counted. Authorization
-comes before quota so that a caller who may not call spends nothing.
+on it. Tracing and metering come before the decisions so that calls refused
+for an expired deadline, denied or throttled are traced, logged and counted.
+A call whose deadline has passed is refused before anything is decided for
+it. Authorization comes before quota so that a caller who may not call spends
+nothing.
 """
 
 from __future__ import annotations
@@ -39,9 +40,9 @@ def server_chain(
     )
     stages: list[Stage | None] = [
         identity,
-        DeadlineStage(),
         None if tracing is None else TracingStage(tracing, own_spiffe_id(identity_source)),
         metering,
+        DeadlineStage(),
         None if authorization is None else AuthorizationStage(*authorization),
         quotas,
     ]

@@ -25,7 +25,7 @@ from opentelemetry.trace import (
 
 from deptmesh.sidecar.caller import CURRENT_CALLER, Caller
 from deptmesh.sidecar.chain.core import Call, RpcMethod
-from deptmesh.sidecar.deadline.budget import remaining_seconds
+from deptmesh.sidecar.deadline.budget import seconds_left
 from deptmesh.sidecar.tracing import attributes as attr
 from deptmesh.sidecar.tracing.key_fields import NO_KEYS, MethodKeys, method_keys
 from deptmesh.sidecar.tracing.spans import PROPAGATOR, peer_of, unrecorded
@@ -112,7 +112,7 @@ class TracingStage:
         attributes["network.peer.address"], attributes["network.peer.port"] = peer_of(
             context.peer()
         )
-        left = remaining_seconds()
+        left = seconds_left(context.time_remaining())
         if left is not None:
             attributes[attr.DEADLINE_REMAINING] = round(left, 6)
         span = self._tracing.record(method.path[1:], parent_span, SpanKind.SERVER, attributes)
