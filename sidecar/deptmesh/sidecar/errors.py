@@ -11,6 +11,8 @@
     │                             workload (also a ValueError)
     ├── PermissionDenied          PERMISSION_DENIED, ErrorInfo with the rule that matched
     ├── QuotaExceeded             RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo + ErrorInfo
+    ├── DeadlineExceeded          DEADLINE_EXCEEDED: the call's deadline passed before its
+    │                             work was done, and nothing of it was committed
     └── Unavailable               UNAVAILABLE: retrying later may succeed
         ├── NoEndpoint            no usable instance of a service is known (also a
         │                         grpc.RpcError, raised where a call would have been)
@@ -40,6 +42,7 @@ from grpc_status import rpc_status
 __all__ = [
     "AlreadyExists",
     "ControlPlaneUnavailable",
+    "DeadlineExceeded",
     "FailedPrecondition",
     "FieldViolation",
     "IdentityError",
@@ -191,6 +194,12 @@ class QuotaExceeded(ServiceError):
             error_details_pb2.RetryInfo(retry_delay=retry),
             *super().detail_messages(),
         ]
+
+
+class DeadlineExceeded(ServiceError):
+    """The call's deadline passed before its work was done; nothing of it was committed."""
+
+    status_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 
 class Unavailable(ServiceError):
