@@ -4,6 +4,7 @@ migrations, and waits bounded by the call's deadline."""
 from __future__ import annotations
 
 import contextvars
+import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -238,6 +239,18 @@ class TestPostgresSessions:
         finally:
             frozen.close()
             other.close()
+
+    def test_a_server_unreachable_at_start_is_unavailable(self):
+        """Opening a database whose server does not answer fails UNAVAILABLE
+        (DATABASE_UNREACHABLE) within the wait limit."""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            url = f"postgresql://nobody@127.0.0.1:{probe.getsockname()[1]}/nothing"
+        started = time.monotonic()
+        with pytest.raises(Unavailable) as raised:
+            open_database(url, NOTES, Timeouts(max_lock_wait_seconds=0.3))
+        assert raised.value.reason == "DATABASE_UNREACHABLE"
+        assert time.monotonic() - started < 3.0
 
     def test_a_connection_the_server_closed_is_replaced(self, url, postgres_server):
         """After the server ends every session (a restart, a failover), the next

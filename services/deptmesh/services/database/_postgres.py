@@ -96,6 +96,11 @@ class PostgresDatabase:
             open=True,
         )
         try:
+            # Unreachable at start is said as such, not as a wait that ran out.
+            self._pool.wait(timeout=timeouts.max_lock_wait_seconds)
+        except PoolTimeout as error:
+            raise database_unreachable(POSTGRESQL.name) from error
+        try:
             migrate(self, schema)
         except BaseException:
             self._pool.close()
