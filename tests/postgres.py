@@ -5,8 +5,12 @@ Debian's package fetched into .tools/): a machine without them gets them, and a
 failed install fails the run, never skips it. One server per test session, on a
 free port of 127.0.0.1, in its own temporary directory; PostgreSQL refuses to
 run as root, so under root it runs as `nobody`, which owns that directory. Each
-test gets a fresh database (CREATE DATABASE, about 0.1 s). The server is stopped
-and its directory removed at the end of the session, whatever the tests did.
+test gets a fresh, empty database of its own: a new schema, first on the
+search_path its URL sets, in the server's one test database (CREATE SCHEMA
+takes well under a millisecond; CREATE DATABASE, 0.1 to 0.4 s here, would add
+half a minute to the run). Its URL also names it as the application, for a
+test that looks its sessions up. The server is stopped and its directory
+removed at the end of the session, whatever the tests did.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ _REPOSITORY = Path(__file__).resolve().parent.parent
 _INSTALLER = _REPOSITORY / "scripts" / "install-postgresql"
 _UNPRIVILEGED_USER = "nobody"
 _READY_SECONDS = 30.0
+_DATABASE = "deptmesh_tests"
 
 
 def install_postgresql() -> Path:
@@ -63,10 +68,7 @@ class PostgresServer:
 
     @property
     def admin_url(self) -> str:
-        return self.url("postgres")
-
-    def url(self, database: str) -> str:
-        return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"
+        return f"postgresql://postgres@127.0.0.1:{self.port}/{_DATABASE}"
 
     @classmethod
     def start(cls) -> PostgresServer:
@@ -118,22 +120,26 @@ class PostgresServer:
         pytest.fail(f"PostgreSQL did not start:\n{log.read_text(errors='replace')}", pytrace=False)
 
     def _wait_until_ready(self) -> bool:
+        """Polls until the server answers, then makes the test database."""
         deadline = time.monotonic() + _READY_SECONDS
+        server = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         while self._process.poll() is None and time.monotonic() < deadline:
             try:
-                psycopg.connect(self.admin_url, connect_timeout=2).close()
+                connection = psycopg.connect(server, connect_timeout=2, autocommit=True)
             except psycopg.OperationalError:
                 time.sleep(0.05)
                 continue
+            with connection:
+                connection.execute(f"CREATE DATABASE {_DATABASE}")
             return True
         return False
 
     def create_database(self) -> str:
-        """A new, empty database; its URL."""
+        """A new, empty database (a schema of its own); its URL."""
         name = f"test_{next(self._names)}"
         with psycopg.connect(self.admin_url, autocommit=True) as connection:
-            connection.execute(f"CREATE DATABASE {name} TEMPLATE template0")
-        return self.url(name)
+            connection.execute(f"CREATE SCHEMA {name}")
+        return f"{self.admin_url}?application_name={name}&options=-csearch_path%3D{name}"
 
     def stop(self) -> None:
         """Stops the server and removes its directory."""

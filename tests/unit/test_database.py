@@ -259,11 +259,13 @@ class TestPostgresSessions:
         try:
             add_note(database, "before")
             with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
-                admin.execute(
-                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                    " WHERE datname = %s AND pid <> pg_backend_pid()",
-                    (url.rsplit("/", 1)[1],),
-                )
+                ended = admin.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                    " WHERE application_name = %s",
+                    (url.split("application_name=")[1].split("&")[0],),
+                ).fetchone()
+            assert ended is not None
+            assert ended[0] >= 1
             add_note(database, "after")
             assert notes(database) == ["before", "after"]
         finally:
