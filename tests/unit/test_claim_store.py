@@ -1,4 +1,4 @@
-"""ClaimStore: the claim lifecycle as the database enforces it."""
+"""ClaimStore: the claim lifecycle as the database enforces it, on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
@@ -13,8 +13,8 @@ CLAIM = NewClaim("E1002", Amount("EUR", 42_500_000_000), "Train")
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = ClaimStore(tmp_path / "claims.db")
+def store(database_target):
+    store = ClaimStore(database_target)
     yield store
     store.close()
 
@@ -86,11 +86,11 @@ class TestClaimStore:
         listed = store.page(Page(10, None), "E1002", ClaimState.SUBMITTED)
         assert [c.claim_id for c in listed] == [mine[2].claim_id, mine[1].claim_id]
 
-    def test_claims_survive_reopening_the_database(self, tmp_path):
+    def test_claims_survive_reopening_the_database(self, database_target):
         """A claim written before a restart is there after it."""
-        first = ClaimStore(tmp_path / "claims.db")
+        first = ClaimStore(database_target)
         claim = first.submit("web", "", CLAIM)
         first.close()
-        second = ClaimStore(tmp_path / "claims.db")
+        second = ClaimStore(database_target)
         assert second.get(claim.claim_id) == claim
         second.close()

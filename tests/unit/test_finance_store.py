@@ -1,8 +1,7 @@
-"""FinanceStore on a real SQLite file: budgets, reservations, payouts, the ledger."""
+"""FinanceStore on a real SQLite file and a real PostgreSQL database: budgets, reservations,
+payouts, the ledger."""
 
 from __future__ import annotations
-
-import sqlite3
 
 import pytest
 
@@ -17,6 +16,7 @@ from deptmesh.services.finance.store import FinanceStore
 from deptmesh.services.money import NANOS_PER_UNIT, Amount
 from deptmesh.services.pagination import Page
 from deptmesh.sidecar.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from tests.databases import RawConnection
 
 
 def eur(units: int, nanos: int = 0) -> Amount:
@@ -24,8 +24,8 @@ def eur(units: int, nanos: int = 0) -> Amount:
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = FinanceStore(tmp_path / "finance.db")
+def store(database_target):
+    store = FinanceStore(database_target)
     store.add_budget("CC-ENG", eur(1000))
     store.add_budget("CC-FIN", eur(500))
     yield store
@@ -292,16 +292,15 @@ class TestPay:
         assert store.get_payout(payout.payout_id) == payout
         assert store.get_payout("pay_unknown") is None
 
-    def test_idempotency_survives_a_restart(self, tmp_path):
+    def test_idempotency_survives_a_restart(self, database_target):
         """A replay after reopening the database still returns the original payout."""
-        path = tmp_path / "restart.db"
-        before = FinanceStore(path)
+        before = FinanceStore(database_target)
         before.add_budget("CC-ENG", eur(1000))
         reservation = reserve(before)
         first = before.pay(payout_request(reservation))
         before.close()
 
-        after = FinanceStore(path)
+        after = FinanceStore(database_target)
         try:
             assert after.pay(payout_request(reservation)) == first
             assert len(ledger(after)) == 1
@@ -335,11 +334,11 @@ class TestLedger:
 
 
 class TestSchema:
-    def test_budget_can_never_be_overspent(self, store, tmp_path):
+    def test_budget_can_never_be_overspent(self, store, database_target):
         """The database itself refuses a budget whose reserved and spent exceed its allocation."""
-        connection = sqlite3.connect(tmp_path / "finance.db")
+        connection = RawConnection(database_target)
         try:
-            with pytest.raises(sqlite3.IntegrityError):
+            with pytest.raises(connection.integrity_error):
                 connection.execute(
                     "UPDATE budgets SET reserved_nanos = allocated_nanos + 1"
                     " WHERE cost_center_id = 'CC-ENG'"
@@ -349,9 +348,9 @@ class TestSchema:
 
 
 class TestDemoData:
-    def test_seeds_an_empty_database_once(self, tmp_path):
+    def test_seeds_an_empty_database_once(self, database_target):
         """Seeding loads the three EUR budgets and leaves a seeded database alone."""
-        store = FinanceStore(tmp_path / "demo.db")
+        store = FinanceStore(database_target)
         try:
             demo_data.seed(store)
             demo_data.seed(store)

@@ -1,4 +1,5 @@
-"""deptmesh.services.hr.store: HR's SQLite database, on a real file per test."""
+"""deptmesh.services.hr.store: HR's database, on a real SQLite file and a real PostgreSQL
+database per test."""
 
 from __future__ import annotations
 
@@ -10,8 +11,8 @@ from deptmesh.services.pagination import Page
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = HrStore(tmp_path / "hr" / "hr.db")
+def store(database_target):
+    store = HrStore(database_target)
     demo_data.seed(store)
     yield store
     store.close()
@@ -22,9 +23,9 @@ def _ids(employees: list[Employee]) -> list[str]:
 
 
 class TestHrStore:
-    def test_new_database_is_empty(self, tmp_path):
+    def test_new_database_is_empty(self, database_target):
         """A freshly created database has no employees."""
-        store = HrStore(tmp_path / "fresh.db")
+        store = HrStore(database_target)
         try:
             assert store.is_empty()
         finally:
@@ -43,14 +44,14 @@ class TestHrStore:
 
         assert store.list_employees(Page(100, None), "") == list(demo_data.EMPLOYEES)
 
-    def test_data_persists_across_reopen(self, tmp_path):
-        """What one store wrote is there when the file is opened again, and not seeded twice."""
-        path = tmp_path / "hr.db"
-        first = HrStore(path)
+    def test_data_persists_across_reopen(self, database_target):
+        """What one store wrote is there when the database is opened again, and not seeded
+        twice."""
+        first = HrStore(database_target)
         demo_data.seed(first)
         first.close()
 
-        second = HrStore(path)
+        second = HrStore(database_target)
         try:
             demo_data.seed(second)
             assert second.list_employees(Page(100, None), "") == list(demo_data.EMPLOYEES)

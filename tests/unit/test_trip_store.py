@@ -1,4 +1,5 @@
-"""TripStore: trips filed once per (caller, request_id), read back as filed."""
+"""TripStore: trips filed once per (caller, request_id), read back as filed, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -23,8 +24,8 @@ LISBON = TripRequest(
 
 
 @pytest.fixture
-def store(tmp_path):
-    store = TripStore(tmp_path / "travel.db")
+def store(database_target):
+    store = TripStore(database_target)
     yield store
     store.close()
 

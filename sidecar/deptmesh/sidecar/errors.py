@@ -11,8 +11,8 @@
     │                             workload (also a ValueError)
     ├── PermissionDenied          PERMISSION_DENIED, ErrorInfo with the rule that matched
     ├── QuotaExceeded             RESOURCE_EXHAUSTED, QuotaFailure + RetryInfo + ErrorInfo
-    ├── DeadlineExceeded          DEADLINE_EXCEEDED, ErrorInfo: the caller's deadline
-    │                             passed before the work was done; nothing was done
+    ├── DeadlineExceeded          DEADLINE_EXCEEDED: the call's deadline passed before its
+    │                             work was done, and nothing of it was committed
     └── Unavailable               UNAVAILABLE: retrying later may succeed
         ├── NoEndpoint            no usable instance of a service is known (also a
         │                         grpc.RpcError, raised where a call would have been)
@@ -197,7 +197,7 @@ class QuotaExceeded(ServiceError):
 
 
 class DeadlineExceeded(ServiceError):
-    """The caller's deadline passed before the work was done; nothing was done."""
+    """The call's deadline passed before its work was done; nothing of it was committed."""
 
     status_code = grpc.StatusCode.DEADLINE_EXCEEDED
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import sqlite3
 from dataclasses import dataclass
 from enum import StrEnum
 
+from deptmesh.services.database import Row
 from deptmesh.services.money import Amount
 
 
@@ -101,11 +101,11 @@ class NewPayout:
         )
 
 
-def _amount(row: sqlite3.Row, column: str = "amount_nanos") -> Amount:
+def _amount(row: Row, column: str = "amount_nanos") -> Amount:
     return Amount(row["currency"], row[column])
 
 
-def budget_from_row(row: sqlite3.Row) -> Budget:
+def budget_from_row(row: Row) -> Budget:
     return Budget(
         cost_center_id=row["cost_center_id"],
         allocated=_amount(row, "allocated_nanos"),
@@ -114,7 +114,7 @@ def budget_from_row(row: sqlite3.Row) -> Budget:
     )
 
 
-def reservation_from_row(row: sqlite3.Row) -> Reservation:
+def reservation_from_row(row: Row) -> Reservation:
     return Reservation(
         reservation_id=row["reservation_id"],
         cost_center_id=row["cost_center_id"],
@@ -124,7 +124,7 @@ def reservation_from_row(row: sqlite3.Row) -> Reservation:
     )
 
 
-def payout_from_row(row: sqlite3.Row) -> Payout:
+def payout_from_row(row: Row) -> Payout:
     return Payout(
         payout_id=row["payout_id"],
         idempotency_key=row["idempotency_key"],
@@ -137,7 +137,7 @@ def payout_from_row(row: sqlite3.Row) -> Payout:
     )
 
 
-def ledger_entry_from_row(row: sqlite3.Row) -> LedgerEntry:
+def ledger_entry_from_row(row: Row) -> LedgerEntry:
     return LedgerEntry(
         entry_id=row["entry_id"],
         payout_id=row["payout_id"],

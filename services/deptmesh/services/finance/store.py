@@ -1,20 +1,24 @@
 """Finance's database: budgets, the reservations held against them, payouts and the ledger.
 
-Every operation that checks and then writes runs in one transaction, so two
-concurrent copies of a request cannot both pass the check: one writes, the
-other finds what the first wrote. Amounts are stored as an integer total of
-nanos beside their currency code, never as a float.
+SQLite (one file) or PostgreSQL (replicas on several hosts), with the same
+guarantees: a reservation or payout happens once per (caller, idempotency key),
+however many replicas receive copies of the request at once. Every operation
+that checks and then writes runs in one transaction that first locks the row
+it decides on (the budget, the reservation), so concurrent copies run one after
+the other and the later one finds what the earlier one wrote; the unique
+constraint on (caller, idempotency_key) settles the rest: the insert is
+`ON CONFLICT DO NOTHING`, and a copy that lost reads the row that won. Amounts
+are stored as an integer total of nanos beside their currency code, never as a
+float.
 """
 
 from __future__ import annotations
 
-import sqlite3
 import time
 import uuid
 from dataclasses import replace
-from pathlib import Path
 
-from deptmesh.services.database import Database
+from deptmesh.services.database import DatabaseTarget, Row, Schema, Transaction, open_database
 from deptmesh.services.finance.records import (
     Budget,
     LedgerEntry,
@@ -38,13 +42,13 @@ from deptmesh.sidecar import (
     NotFound,
 )
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS budgets (
     cost_center_id TEXT PRIMARY KEY,
     currency TEXT NOT NULL,
-    allocated_nanos INTEGER NOT NULL CHECK (allocated_nanos >= 0),
-    reserved_nanos INTEGER NOT NULL DEFAULT 0 CHECK (reserved_nanos >= 0),
-    spent_nanos INTEGER NOT NULL DEFAULT 0 CHECK (spent_nanos >= 0),
+    allocated_nanos BIGINT NOT NULL CHECK (allocated_nanos >= 0),
+    reserved_nanos BIGINT NOT NULL DEFAULT 0 CHECK (reserved_nanos >= 0),
+    spent_nanos BIGINT NOT NULL DEFAULT 0 CHECK (spent_nanos >= 0),
     CHECK (reserved_nanos + spent_nanos <= allocated_nanos)
 );
 CREATE TABLE IF NOT EXISTS reservations (
@@ -54,9 +58,9 @@ CREATE TABLE IF NOT EXISTS reservations (
     request_fingerprint TEXT NOT NULL,
     cost_center_id TEXT NOT NULL REFERENCES budgets (cost_center_id),
     currency TEXT NOT NULL,
-    amount_nanos INTEGER NOT NULL CHECK (amount_nanos > 0),
+    amount_nanos BIGINT NOT NULL CHECK (amount_nanos > 0),
     state TEXT NOT NULL CHECK (state IN ('active', 'released', 'consumed')),
-    create_time_ns INTEGER NOT NULL,
+    create_time_ns BIGINT NOT NULL,
     UNIQUE (caller, idempotency_key)
 );
 CREATE TABLE IF NOT EXISTS payouts (
@@ -68,28 +72,30 @@ CREATE TABLE IF NOT EXISTS payouts (
     cost_center_id TEXT NOT NULL REFERENCES budgets (cost_center_id),
     payee_employee_id TEXT NOT NULL,
     currency TEXT NOT NULL,
-    amount_nanos INTEGER NOT NULL CHECK (amount_nanos > 0),
+    amount_nanos BIGINT NOT NULL CHECK (amount_nanos > 0),
     memo TEXT NOT NULL,
-    create_time_ns INTEGER NOT NULL,
+    create_time_ns BIGINT NOT NULL,
     UNIQUE (caller, idempotency_key)
 );
 CREATE TABLE IF NOT EXISTS ledger_entries (
-    entry_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    entry_id {auto_id},
     payout_id TEXT NOT NULL UNIQUE REFERENCES payouts (payout_id),
     cost_center_id TEXT NOT NULL REFERENCES budgets (cost_center_id),
     payee_employee_id TEXT NOT NULL,
     currency TEXT NOT NULL,
-    amount_nanos INTEGER NOT NULL CHECK (amount_nanos > 0),
-    create_time_ns INTEGER NOT NULL
+    amount_nanos BIGINT NOT NULL CHECK (amount_nanos > 0),
+    create_time_ns BIGINT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ledger_entries_by_cost_center
     ON ledger_entries (cost_center_id, entry_id);
 """
 
+SCHEMA = Schema("finance", (_TABLES,))
+
 KEY_REUSED = "IDEMPOTENCY_KEY_REUSED"
 
 
-def _refuse_other_request(row: sqlite3.Row, fingerprint: str) -> None:
+def _refuse_other_request(row: Row, fingerprint: str) -> None:
     """A key stands for one request: the same key with a different request is refused."""
     if row["request_fingerprint"] != fingerprint:
         raise AlreadyExists(
@@ -99,9 +105,30 @@ def _refuse_other_request(row: sqlite3.Row, fingerprint: str) -> None:
         )
 
 
-def _find_budget(tx: sqlite3.Connection, cost_center_id: str) -> Budget:
-    row = tx.execute("SELECT * FROM budgets WHERE cost_center_id = ?", (cost_center_id,))
-    found = row.fetchone()
+def _earlier(tx: Transaction, table: str, request: NewReservation | NewPayout) -> Row | None:
+    """The row this (caller, key) made in `table` before, if any; AlreadyExists when
+    the key was used for a different request."""
+    row = tx.fetch_one(
+        f"SELECT * FROM {table} WHERE caller = ? AND idempotency_key = ?",
+        (request.caller, request.idempotency_key),
+    )
+    if row is not None:
+        _refuse_other_request(row, request.fingerprint())
+    return row
+
+
+def _winner(tx: Transaction, table: str, request: NewReservation | NewPayout) -> Row:
+    """The row of a concurrent request under the same key that was inserted first."""
+    row = _earlier(tx, table, request)
+    if row is None:
+        raise RuntimeError(f"{table}: a conflicting insert left no row for its key")
+    return row
+
+
+def _lock_budget(tx: Transaction, cost_center_id: str) -> Budget:
+    found = tx.fetch_one(
+        "SELECT * FROM budgets WHERE cost_center_id = ?", (cost_center_id,), for_update=True
+    )
     if found is None:
         raise NotFound(f"cost centre {cost_center_id} has no budget")
     return budget_from_row(found)
@@ -129,9 +156,10 @@ def _check_can_reserve(budget: Budget, amount: Amount) -> None:
         )
 
 
-def _find_reservation(tx: sqlite3.Connection, reservation_id: str) -> Reservation:
-    row = tx.execute("SELECT * FROM reservations WHERE reservation_id = ?", (reservation_id,))
-    found = row.fetchone()
+def _lock_reservation(tx: Transaction, reservation_id: str) -> Reservation:
+    found = tx.fetch_one(
+        "SELECT * FROM reservations WHERE reservation_id = ?", (reservation_id,), for_update=True
+    )
     if found is None:
         raise NotFound(f"reservation {reservation_id} not found")
     return reservation_from_row(found)
@@ -168,20 +196,20 @@ def _check_can_pay(reservation: Reservation, amount: Amount) -> None:
         )
 
 
-def _set_state(tx: sqlite3.Connection, reservation: Reservation, state: ReservationState) -> None:
+def _set_state(tx: Transaction, reservation: Reservation, state: ReservationState) -> None:
     tx.execute(
         "UPDATE reservations SET state = ? WHERE reservation_id = ?",
         (state.value, reservation.reservation_id),
     )
 
 
-def _insert_reservation(
-    tx: sqlite3.Connection, request: NewReservation, reservation: Reservation
-) -> None:
-    tx.execute(
+def _insert_reservation(tx: Transaction, request: NewReservation, reservation: Reservation) -> bool:
+    """Inserts the reservation; False when the key is taken (nothing inserted)."""
+    inserted = tx.execute(
         "INSERT INTO reservations (reservation_id, caller, idempotency_key,"
         " request_fingerprint, cost_center_id, currency, amount_nanos, state, create_time_ns)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (caller, idempotency_key) DO NOTHING",
         (
             reservation.reservation_id,
             request.caller,
@@ -194,13 +222,16 @@ def _insert_reservation(
             reservation.create_time_ns,
         ),
     )
+    return inserted == 1
 
 
-def _insert_payout(tx: sqlite3.Connection, request: NewPayout, payout: Payout) -> None:
-    tx.execute(
+def _insert_payout(tx: Transaction, request: NewPayout, payout: Payout) -> bool:
+    """Inserts the payout; False when the key is taken (nothing inserted)."""
+    inserted = tx.execute(
         "INSERT INTO payouts (payout_id, caller, idempotency_key, request_fingerprint,"
         " reservation_id, cost_center_id, payee_employee_id, currency, amount_nanos, memo,"
-        " create_time_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " create_time_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (caller, idempotency_key) DO NOTHING",
         (
             payout.payout_id,
             request.caller,
@@ -215,9 +246,10 @@ def _insert_payout(tx: sqlite3.Connection, request: NewPayout, payout: Payout) -
             payout.create_time_ns,
         ),
     )
+    return inserted == 1
 
 
-def _insert_ledger_entry(tx: sqlite3.Connection, payout: Payout) -> None:
+def _insert_ledger_entry(tx: Transaction, payout: Payout) -> None:
     tx.execute(
         "INSERT INTO ledger_entries (payout_id, cost_center_id, payee_employee_id, currency,"
         " amount_nanos, create_time_ns) VALUES (?, ?, ?, ?, ?, ?)",
@@ -233,41 +265,39 @@ def _insert_ledger_entry(tx: sqlite3.Connection, payout: Payout) -> None:
 
 
 class FinanceStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = Database(path, SCHEMA)
+    def __init__(self, target: DatabaseTarget) -> None:
+        self._db = open_database(target, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
     def is_empty(self) -> bool:
-        with self._db.transaction() as tx:
-            return tx.execute("SELECT 1 FROM budgets LIMIT 1").fetchone() is None
+        with self._db.read() as tx:
+            return tx.fetch_one("SELECT 1 FROM budgets LIMIT 1") is None
 
     def add_budget(self, cost_center_id: str, allocated: Amount) -> None:
-        with self._db.transaction() as tx:
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO budgets (cost_center_id, currency, allocated_nanos) VALUES (?, ?, ?)",
                 (cost_center_id, allocated.currency, allocated.nanos),
             )
 
     def get_budget(self, cost_center_id: str) -> Budget | None:
-        with self._db.transaction() as tx:
-            row = tx.execute(
-                "SELECT * FROM budgets WHERE cost_center_id = ?", (cost_center_id,)
-            ).fetchone()
+        with self._db.read() as tx:
+            row = tx.fetch_one("SELECT * FROM budgets WHERE cost_center_id = ?", (cost_center_id,))
         return budget_from_row(row) if row else None
 
     def reserve(self, request: NewReservation) -> Reservation:
         """Holds the amount against the budget, or returns the reservation this key made."""
-        with self._db.transaction() as tx:
-            earlier = tx.execute(
-                "SELECT * FROM reservations WHERE caller = ? AND idempotency_key = ?",
-                (request.caller, request.idempotency_key),
-            ).fetchone()
+        with self._db.write() as tx:
+            earlier = _earlier(tx, "reservations", request)
             if earlier is not None:
-                _refuse_other_request(earlier, request.fingerprint())
                 return reservation_from_row(earlier)
-            budget = _find_budget(tx, request.cost_center_id)
+            budget = _lock_budget(tx, request.cost_center_id)
+            # A copy of this request may have reserved while this one waited for the budget.
+            earlier = _earlier(tx, "reservations", request)
+            if earlier is not None:
+                return reservation_from_row(earlier)
             _check_can_reserve(budget, request.amount)
             reservation = Reservation(
                 reservation_id=f"rsv_{uuid.uuid4().hex}",
@@ -276,7 +306,9 @@ class FinanceStore:
                 state=ReservationState.ACTIVE,
                 create_time_ns=time.time_ns(),
             )
-            _insert_reservation(tx, request, reservation)
+            if not _insert_reservation(tx, request, reservation):
+                # The same key, for another budget, was reserved first: that request owns it.
+                return reservation_from_row(_winner(tx, "reservations", request))
             tx.execute(
                 "UPDATE budgets SET reserved_nanos = reserved_nanos + ? WHERE cost_center_id = ?",
                 (reservation.amount.nanos, reservation.cost_center_id),
@@ -285,8 +317,8 @@ class FinanceStore:
 
     def release(self, reservation_id: str) -> Reservation:
         """Gives an active reservation back to its budget; a released one stays as it is."""
-        with self._db.transaction() as tx:
-            reservation = _find_reservation(tx, reservation_id)
+        with self._db.write() as tx:
+            reservation = _lock_reservation(tx, reservation_id)
             if reservation.state is ReservationState.CONSUMED:
                 raise _not_active(reservation)
             if reservation.state is ReservationState.RELEASED:
@@ -300,15 +332,15 @@ class FinanceStore:
 
     def pay(self, request: NewPayout) -> Payout:
         """Spends the reservation and writes one ledger entry, or returns this key's payout."""
-        with self._db.transaction() as tx:
-            earlier = tx.execute(
-                "SELECT * FROM payouts WHERE caller = ? AND idempotency_key = ?",
-                (request.caller, request.idempotency_key),
-            ).fetchone()
+        with self._db.write() as tx:
+            earlier = _earlier(tx, "payouts", request)
             if earlier is not None:
-                _refuse_other_request(earlier, request.fingerprint())
                 return payout_from_row(earlier)
-            reservation = _find_reservation(tx, request.reservation_id)
+            reservation = _lock_reservation(tx, request.reservation_id)
+            # A copy of this request may have paid while this one waited for the reservation.
+            earlier = _earlier(tx, "payouts", request)
+            if earlier is not None:
+                return payout_from_row(earlier)
             _check_can_pay(reservation, request.amount)
             payout = Payout(
                 payout_id=f"pay_{uuid.uuid4().hex}",
@@ -320,7 +352,9 @@ class FinanceStore:
                 memo=request.memo,
                 create_time_ns=time.time_ns(),
             )
-            _insert_payout(tx, request, payout)
+            if not _insert_payout(tx, request, payout):
+                # The same key, from another reservation, was paid first: that request owns it.
+                return payout_from_row(_winner(tx, "payouts", request))
             _set_state(tx, reservation, ReservationState.CONSUMED)
             tx.execute(
                 "UPDATE budgets SET reserved_nanos = reserved_nanos - ?,"
@@ -331,8 +365,8 @@ class FinanceStore:
             return payout
 
     def get_payout(self, payout_id: str) -> Payout | None:
-        with self._db.transaction() as tx:
-            row = tx.execute("SELECT * FROM payouts WHERE payout_id = ?", (payout_id,)).fetchone()
+        with self._db.read() as tx:
+            row = tx.fetch_one("SELECT * FROM payouts WHERE payout_id = ?", (payout_id,))
         return payout_from_row(row) if row else None
 
     def list_ledger_entries(self, page: Page, cost_center_id: str) -> list[LedgerEntry]:
@@ -344,5 +378,5 @@ class FinanceStore:
             params.append(cost_center_id)
         query += " ORDER BY entry_id LIMIT ?"
         params.append(page.size + 1)
-        with self._db.transaction() as tx:
-            return [ledger_entry_from_row(row) for row in tx.execute(query, params)]
+        with self._db.read() as tx:
+            return [ledger_entry_from_row(row) for row in tx.fetch_all(query, params)]

@@ -1,15 +1,13 @@
-"""HR's database: employees and cost centres."""
+"""HR's database: employees and cost centres, on SQLite or PostgreSQL."""
 
 from __future__ import annotations
 
-import sqlite3
 from dataclasses import dataclass
-from pathlib import Path
 
-from deptmesh.services.database import Database
+from deptmesh.services.database import DatabaseTarget, Row, Schema, open_database
 from deptmesh.services.pagination import Page
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS cost_centers (
     cost_center_id TEXT PRIMARY KEY,
     name TEXT NOT NULL,
@@ -25,6 +23,8 @@ CREATE TABLE IF NOT EXISTS employees (
 );
 CREATE INDEX IF NOT EXISTS employees_by_cost_center ON employees (cost_center_id, employee_id);
 """
+
+SCHEMA = Schema("hr", (_TABLES,))
 
 # A reporting line longer than this is a data error (most likely a cycle).
 MAX_CHAIN_LENGTH = 64
@@ -47,7 +47,7 @@ class CostCenter:
     owner_id: str
 
 
-def _employee(row: sqlite3.Row) -> Employee:
+def _employee(row: Row) -> Employee:
     return Employee(
         employee_id=row["employee_id"],
         display_name=row["display_name"],
@@ -59,25 +59,25 @@ def _employee(row: sqlite3.Row) -> Employee:
 
 
 class HrStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = Database(path, SCHEMA)
+    def __init__(self, target: DatabaseTarget) -> None:
+        self._db = open_database(target, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
 
     def is_empty(self) -> bool:
-        with self._db.transaction() as tx:
-            return tx.execute("SELECT 1 FROM employees LIMIT 1").fetchone() is None
+        with self._db.read() as tx:
+            return tx.fetch_one("SELECT 1 FROM employees LIMIT 1") is None
 
     def add_cost_center(self, cost_center: CostCenter) -> None:
-        with self._db.transaction() as tx:
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO cost_centers (cost_center_id, name, owner_id) VALUES (?, ?, ?)",
                 (cost_center.cost_center_id, cost_center.name, cost_center.owner_id),
             )
 
     def add_employee(self, employee: Employee) -> None:
-        with self._db.transaction() as tx:
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO employees (employee_id, display_name, email, manager_id,"
                 " cost_center_id, title) VALUES (?, ?, ?, ?, ?, ?)",
@@ -92,9 +92,8 @@ class HrStore:
             )
 
     def get_employee(self, employee_id: str) -> Employee | None:
-        with self._db.transaction() as tx:
-            row = tx.execute("SELECT * FROM employees WHERE employee_id = ?", (employee_id,))
-            found = row.fetchone()
+        with self._db.read() as tx:
+            found = tx.fetch_one("SELECT * FROM employees WHERE employee_id = ?", (employee_id,))
         return _employee(found) if found else None
 
     def list_employees(self, page: Page, cost_center_id: str) -> list[Employee]:
@@ -106,8 +105,8 @@ class HrStore:
             params.append(cost_center_id)
         query += " ORDER BY employee_id LIMIT ?"
         params.append(page.size + 1)
-        with self._db.transaction() as tx:
-            return [_employee(row) for row in tx.execute(query, params)]
+        with self._db.read() as tx:
+            return [_employee(row) for row in tx.fetch_all(query, params)]
 
     def manager_chain(self, employee: Employee) -> list[Employee]:
         """The direct manager first, the top of the company last."""
@@ -124,10 +123,10 @@ class HrStore:
         return chain
 
     def get_cost_center(self, cost_center_id: str) -> CostCenter | None:
-        with self._db.transaction() as tx:
-            row = tx.execute(
+        with self._db.read() as tx:
+            row = tx.fetch_one(
                 "SELECT * FROM cost_centers WHERE cost_center_id = ?", (cost_center_id,)
-            ).fetchone()
+            )
         if row is None:
             return None
         return CostCenter(row["cost_center_id"], row["name"], row["owner_id"])

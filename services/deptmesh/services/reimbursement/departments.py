@@ -23,7 +23,17 @@ from deptmesh.sidecar import FailedPrecondition, ServiceError, Unavailable
 
 # How long one call to another department may take.
 CALL_TIMEOUT_SECONDS = 3.0
-_RETRYABLE = frozenset({grpc.StatusCode.UNAVAILABLE, grpc.StatusCode.DEADLINE_EXCEEDED})
+# Failures that a later try may not meet: finance's database busy or briefly
+# unreachable (UNAVAILABLE), a deadline that ran out, or a transaction aborted
+# by a conflict. They become our Unavailable, so an approved claim stays APPROVED
+# and the payout retrier pays it later (once: the claim id is the idempotency key).
+_RETRYABLE = frozenset(
+    {
+        grpc.StatusCode.UNAVAILABLE,
+        grpc.StatusCode.DEADLINE_EXCEEDED,
+        grpc.StatusCode.ABORTED,
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,47 +1,49 @@
-"""Reimbursement's database: claims and where each is in its life.
+"""Reimbursement's database: claims and where each is in its life, on SQLite or PostgreSQL.
 
 Every state change is a conditional update on the expected current state, so
-two concurrent approvals of one claim cannot both win.
+two concurrent approvals of one claim cannot both win, on one replica or many.
+A claim is filed once per (caller, request_id): the insert is `ON CONFLICT DO
+NOTHING` on that unique pair, and a copy that lost reads the claim that won.
 """
 
 from __future__ import annotations
 
 import enum
 import hashlib
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
-from deptmesh.services.database import Database
+from deptmesh.services.database import DatabaseTarget, Row, Schema, Transaction, open_database
 from deptmesh.services.money import Amount
 from deptmesh.services.pagination import Page
 from deptmesh.sidecar import AlreadyExists, FailedPrecondition, NotFound
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS claims (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {auto_id},
     claim_id TEXT NOT NULL UNIQUE,
     caller TEXT NOT NULL,
     request_id TEXT,
     request_fingerprint TEXT NOT NULL,
     employee_id TEXT NOT NULL,
     currency TEXT NOT NULL,
-    amount_nanos INTEGER NOT NULL CHECK (amount_nanos > 0),
+    amount_nanos BIGINT NOT NULL CHECK (amount_nanos > 0),
     description TEXT NOT NULL,
     state TEXT NOT NULL,
     decided_by TEXT NOT NULL DEFAULT '',
     rejection_reason TEXT NOT NULL DEFAULT '',
     reservation_id TEXT NOT NULL DEFAULT '',
     payout_id TEXT NOT NULL DEFAULT '',
-    create_time_ns INTEGER NOT NULL,
-    update_time_ns INTEGER NOT NULL,
+    create_time_ns BIGINT NOT NULL,
+    update_time_ns BIGINT NOT NULL,
     UNIQUE (caller, request_id)
 );
 CREATE INDEX IF NOT EXISTS claims_by_state ON claims (state, seq);
 CREATE INDEX IF NOT EXISTS claims_by_employee ON claims (employee_id, seq);
 """
+
+SCHEMA = Schema("reimbursement", (_TABLES,))
 
 
 class ClaimState(enum.StrEnum):
@@ -80,7 +82,7 @@ class NewClaim:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _claim(row: sqlite3.Row) -> Claim:
+def _claim(row: Row) -> Claim:
     return Claim(
         seq=row["seq"],
         claim_id=row["claim_id"],
@@ -98,8 +100,8 @@ def _claim(row: sqlite3.Row) -> Claim:
 
 
 class ClaimStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = Database(path, SCHEMA)
+    def __init__(self, target: DatabaseTarget) -> None:
+        self._db = open_database(target, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -107,26 +109,21 @@ class ClaimStore:
     def submit(self, caller: str, request_id: str, claim: NewClaim) -> Claim:
         """Files a claim; with a request_id, a repeat of the same request returns the original."""
         fingerprint = claim.fingerprint()
-        with self._db.transaction() as tx:
+        with self._db.write() as tx:
             if request_id:
-                row = tx.execute(
+                row = tx.fetch_one(
                     "SELECT * FROM claims WHERE caller = ? AND request_id = ?", (caller, request_id)
-                ).fetchone()
+                )
                 if row is not None:
-                    if row["request_fingerprint"] != fingerprint:
-                        raise AlreadyExists(
-                            f"request_id {request_id} was used for a different claim",
-                            reason="IDEMPOTENCY_KEY_REUSED",
-                            metadata={"claim_id": row["claim_id"]},
-                        )
-                    return _claim(row)
+                    return _same_claim(row, request_id, fingerprint)
             now = time.time_ns()
             claim_id = f"clm_{uuid.uuid4().hex}"
-            tx.execute(
+            inserted = tx.execute(
                 "INSERT INTO claims (claim_id, caller, request_id, request_fingerprint,"
                 " employee_id, currency, amount_nanos, description, state,"
                 " create_time_ns, update_time_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (caller, request_id) DO NOTHING",
                 (
                     claim_id,
                     caller,
@@ -141,10 +138,18 @@ class ClaimStore:
                     now,
                 ),
             )
+            if not inserted:
+                # A copy of this request_id was filed first, by another replica or thread.
+                row = tx.fetch_one(
+                    "SELECT * FROM claims WHERE caller = ? AND request_id = ?", (caller, request_id)
+                )
+                if row is None:
+                    raise RuntimeError("claims: a conflicting insert left no row for its key")
+                return _same_claim(row, request_id, fingerprint)
             return _claim(self._select(tx, claim_id))
 
     def get(self, claim_id: str) -> Claim:
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             return _claim(self._select(tx, claim_id))
 
     def page(self, page: Page, employee_id: str, state: ClaimState | None) -> list[Claim]:
@@ -159,8 +164,8 @@ class ClaimStore:
             params.append(state)
         query += " ORDER BY seq DESC LIMIT ?"
         params.append(page.size + 1)
-        with self._db.transaction() as tx:
-            return [_claim(row) for row in tx.execute(query, params)]
+        with self._db.read() as tx:
+            return [_claim(row) for row in tx.fetch_all(query, params)]
 
     def approve(self, claim_id: str, approver_id: str, reservation_id: str) -> Claim:
         return self._transition(
@@ -185,8 +190,8 @@ class ClaimStore:
 
     def awaiting_payout(self, limit: int) -> list[Claim]:
         """APPROVED claims, oldest first: the payouts still to make."""
-        with self._db.transaction() as tx:
-            rows = tx.execute(
+        with self._db.read() as tx:
+            rows = tx.fetch_all(
                 "SELECT * FROM claims WHERE state = ? ORDER BY seq LIMIT ?",
                 (ClaimState.APPROVED, limit),
             )
@@ -196,25 +201,37 @@ class ClaimStore:
         self, claim_id: str, expected: ClaimState, new: ClaimState, **columns: str
     ) -> Claim:
         assignments = "".join(f", {name} = ?" for name in columns)
-        with self._db.transaction() as tx:
+        with self._db.write() as tx:
+            # Only from the expected state: of two concurrent transitions, the second
+            # waits for the first's row lock, then finds the state changed and updates nothing.
+            changed = tx.execute(
+                f"UPDATE claims SET state = ?, update_time_ns = ?{assignments}"
+                " WHERE claim_id = ? AND state = ?",
+                (new, time.time_ns(), *columns.values(), claim_id, expected),
+            )
             current = _claim(self._select(tx, claim_id))
-            if current.state is not expected:
+            if not changed:
                 raise FailedPrecondition(
                     f"claim {claim_id} is {current.state}, not {expected}",
                     reason=f"CLAIM_NOT_{expected}",
                     metadata={"claim_id": claim_id, "state": current.state},
                 )
-            tx.execute(
-                f"UPDATE claims SET state = ?, update_time_ns = ?{assignments} WHERE claim_id = ?",
-                (new, time.time_ns(), *columns.values(), claim_id),
-            )
-            return _claim(self._select(tx, claim_id))
+            return current
 
     @staticmethod
-    def _select(tx: sqlite3.Connection, claim_id: str) -> sqlite3.Row:
-        row: sqlite3.Row | None = tx.execute(
-            "SELECT * FROM claims WHERE claim_id = ?", (claim_id,)
-        ).fetchone()
+    def _select(tx: Transaction, claim_id: str) -> Row:
+        row = tx.fetch_one("SELECT * FROM claims WHERE claim_id = ?", (claim_id,))
         if row is None:
             raise NotFound(f"claim {claim_id} not found")
         return row
+
+
+def _same_claim(row: Row, request_id: str, fingerprint: str) -> Claim:
+    """The claim filed under this request_id, if it is the same claim; AlreadyExists if not."""
+    if row["request_fingerprint"] != fingerprint:
+        raise AlreadyExists(
+            f"request_id {request_id} was used for a different claim",
+            reason="IDEMPOTENCY_KEY_REUSED",
+            metadata={"claim_id": row["claim_id"]},
+        )
+    return _claim(row)

@@ -1,28 +1,27 @@
 """Travel's database: the trips employees asked for.
 
-A trip is filed once per (caller, request_id): the request's fingerprint is
-kept, so a repeat returns the first trip and a different request under the
-same id is refused.
+A trip is filed once per (caller, request_id), on one replica or many: the
+insert is `ON CONFLICT DO NOTHING` on that unique pair, and the request's
+fingerprint is kept, so a repeat returns the first trip and a different
+request under the same id is refused.
 """
 
 from __future__ import annotations
 
 import datetime
 import hashlib
-import sqlite3
 import time
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 
-from deptmesh.services.database import Database
+from deptmesh.services.database import DatabaseTarget, Row, Schema, Transaction, open_database
 from deptmesh.services.money import Amount
 from deptmesh.services.pagination import Page
 from deptmesh.sidecar import AlreadyExists, NotFound
 
-SCHEMA = """
+_TABLES = """
 CREATE TABLE IF NOT EXISTS trips (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    seq {auto_id},
     trip_id TEXT NOT NULL UNIQUE,
     caller TEXT NOT NULL,
     request_id TEXT NOT NULL,
@@ -34,12 +33,14 @@ CREATE TABLE IF NOT EXISTS trips (
     departure_date TEXT NOT NULL,
     return_date TEXT NOT NULL CHECK (return_date >= departure_date),
     currency TEXT NOT NULL,
-    cost_nanos INTEGER NOT NULL CHECK (cost_nanos > 0),
-    create_time_ns INTEGER NOT NULL,
+    cost_nanos BIGINT NOT NULL CHECK (cost_nanos > 0),
+    create_time_ns BIGINT NOT NULL,
     UNIQUE (caller, request_id)
 );
 CREATE INDEX IF NOT EXISTS trips_by_traveller ON trips (traveller_id, seq);
 """
+
+SCHEMA = Schema("travel", (_TABLES,))
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +76,7 @@ class Trip:
     create_time_ns: int
 
 
-def _trip(row: sqlite3.Row) -> Trip:
+def _trip(row: Row) -> Trip:
     return Trip(
         seq=row["seq"],
         trip_id=row["trip_id"],
@@ -93,8 +94,8 @@ def _trip(row: sqlite3.Row) -> Trip:
 
 
 class TripStore:
-    def __init__(self, path: str | Path) -> None:
-        self._db = Database(path, SCHEMA)
+    def __init__(self, target: DatabaseTarget) -> None:
+        self._db = open_database(target, SCHEMA)
 
     def close(self) -> None:
         self._db.close()
@@ -106,26 +107,15 @@ class TripStore:
         a request_id the caller used before.
         """
         fingerprint = request.fingerprint()
-        with self._db.transaction() as tx:
-            row = tx.execute(
-                "SELECT * FROM trips WHERE caller = ? AND request_id = ?", (caller, request_id)
-            ).fetchone()
-            if row is not None:
-                if row["request_fingerprint"] != fingerprint:
-                    raise AlreadyExists(
-                        f"request_id {request_id} was used for a different trip",
-                        reason="IDEMPOTENCY_KEY_REUSED",
-                        metadata={"trip_id": row["trip_id"]},
-                    )
-                return _trip(row)
-            trip_id = f"trp_{uuid.uuid4().hex}"
+        with self._db.write() as tx:
             tx.execute(
                 "INSERT INTO trips (trip_id, caller, request_id, request_fingerprint,"
                 " traveller_id, cost_center_id, destination, purpose, departure_date,"
                 " return_date, currency, cost_nanos, create_time_ns)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (caller, request_id) DO NOTHING",
                 (
-                    trip_id,
+                    f"trp_{uuid.uuid4().hex}",
                     caller,
                     request_id,
                     fingerprint,
@@ -140,10 +130,22 @@ class TripStore:
                     time.time_ns(),
                 ),
             )
-            return _trip(self._select(tx, trip_id))
+            # This request's trip, or the one filed first under its request_id.
+            row = tx.fetch_one(
+                "SELECT * FROM trips WHERE caller = ? AND request_id = ?", (caller, request_id)
+            )
+            if row is None:
+                raise RuntimeError("trips: a conflicting insert left no row for its key")
+            if row["request_fingerprint"] != fingerprint:
+                raise AlreadyExists(
+                    f"request_id {request_id} was used for a different trip",
+                    reason="IDEMPOTENCY_KEY_REUSED",
+                    metadata={"trip_id": row["trip_id"]},
+                )
+            return _trip(row)
 
     def get(self, trip_id: str) -> Trip:
-        with self._db.transaction() as tx:
+        with self._db.read() as tx:
             return _trip(self._select(tx, trip_id))
 
     def page(self, page: Page, traveller_id: str) -> list[Trip]:
@@ -155,14 +157,12 @@ class TripStore:
             params.append(traveller_id)
         query += " ORDER BY seq LIMIT ?"
         params.append(page.size + 1)
-        with self._db.transaction() as tx:
-            return [_trip(row) for row in tx.execute(query, params)]
+        with self._db.read() as tx:
+            return [_trip(row) for row in tx.fetch_all(query, params)]
 
     @staticmethod
-    def _select(tx: sqlite3.Connection, trip_id: str) -> sqlite3.Row:
-        row: sqlite3.Row | None = tx.execute(
-            "SELECT * FROM trips WHERE trip_id = ?", (trip_id,)
-        ).fetchone()
+    def _select(tx: Transaction, trip_id: str) -> Row:
+        row = tx.fetch_one("SELECT * FROM trips WHERE trip_id = ?", (trip_id,))
         if row is None:
             raise NotFound(f"trip {trip_id} not found")
         return row

@@ -55,8 +55,9 @@ class HostContext:
 
     # The department's own name, as it is registered and authorized.
     name: str
-    # Its SQLite database file (the directory may not exist yet).
-    db: Path
+    # Its database (`--db`): a SQLite file (a Path; the directory may not exist
+    # yet) or a PostgreSQL server (a postgresql:// URL, a str).
+    db: Path | str
     # Whether to load demo data into an empty database (`--seed-demo-data`).
     seed_demo_data: bool
     # The sidecar server to add servicers to; the host starts and stops it.

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import urllib.parse
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -28,7 +29,8 @@ class HostOptions:
 
     host: str
     port: int
-    db: Path
+    # A SQLite file (Path), or a PostgreSQL server's postgresql:// URL (str).
+    db: Path | str
     seed_demo_data: bool
     # How long in-flight calls may run once the server stops taking new ones.
     grace_seconds: float
@@ -61,7 +63,13 @@ def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser
     host = parser.add_argument_group("the host's options (every department has them)")
     host.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     host.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
-    host.add_argument("--db", type=Path, required=True, help="SQLite database file")
+    host.add_argument(
+        "--db",
+        type=_database,
+        required=True,
+        help="the department's database: a SQLite file, or postgresql://USER@HOST:PORT/DBNAME"
+        " for replicas on several hosts (password from $PGPASSWORD or ~/.pgpass)",
+    )
     host.add_argument(
         "--seed-demo-data", action="store_true", help="load demo data into an empty database"
     )
@@ -136,6 +144,24 @@ def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser
     if department.add_flags is not None:
         department.add_flags(parser)
     return parser
+
+
+def _database(value: str) -> Path | str:
+    """--db: a PostgreSQL URL stays as it is; anything else is a SQLite file's path.
+
+    A URL with a password is refused: command lines are visible to every user of
+    the host, and the URL is logged. libpq reads the password from $PGPASSWORD or
+    ~/.pgpass instead.
+    """
+    if not value.startswith(("postgresql://", "postgres://")):
+        return Path(value)
+    url = urllib.parse.urlsplit(value)
+    if url.password is not None or "password" in urllib.parse.parse_qs(url.query):
+        raise argparse.ArgumentTypeError(
+            "the URL must not hold a password (command lines and logs show it);"
+            " give it in $PGPASSWORD or ~/.pgpass"
+        )
+    return value
 
 
 # HostOptions' fields are named after the flags' destinations.
