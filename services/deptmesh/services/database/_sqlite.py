@@ -40,6 +40,26 @@ def _is_busy(error: sqlite3.OperationalError) -> bool:
     return (getattr(error, "sqlite_errorcode", 0) & 0xFF) in _BUSY
 
 
+def _enter_wal_mode(connection: sqlite3.Connection, wait_seconds: float) -> None:
+    """Switch the file to WAL, waiting out other processes opening it at the same moment.
+
+    SQLite answers BUSY at once, without its busy handler, while another
+    connection is creating or recovering the same new file, so the switch is
+    retried here until the file's usual lock wait runs out.
+    """
+    give_up_at = time.monotonic() + wait_seconds
+    pause = 0.005
+    while True:
+        try:
+            connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as error:
+            if not _is_busy(error) or time.monotonic() >= give_up_at:
+                raise
+        time.sleep(pause)  # backoff: SQLite offers nothing to wait on
+        pause = min(pause * 2, 0.1)
+
+
 class SqliteDatabase:
     def __init__(self, path: str | Path, schema: Schema, timeouts: Timeouts) -> None:
         if str(path) != ":memory:":
@@ -48,11 +68,11 @@ class SqliteDatabase:
         self._connection = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
         self._connection.row_factory = sqlite3.Row
         self._lock = threading.Lock()
-        with self._lock:
-            self._connection.execute("PRAGMA journal_mode=WAL")
-            self._connection.execute("PRAGMA foreign_keys=ON")
-            self._connection.execute("PRAGMA synchronous=FULL")
         try:
+            with self._lock:
+                _enter_wal_mode(self._connection, timeouts.max_lock_wait_seconds)
+                self._connection.execute("PRAGMA foreign_keys=ON")
+                self._connection.execute("PRAGMA synchronous=FULL")
             migrate(self, schema)
         except BaseException:
             self._connection.close()
