@@ -15,7 +15,7 @@ from collections.abc import Callable
 import structlog
 
 from deptmesh.registry.model import ServiceInstance
-from deptmesh.registry.protocol import Registry, RegistryUnavailable
+from deptmesh.registry.protocol import Registry, RegistryRefused, RegistryUnavailable
 from deptmesh.registry.watch import ServiceWatch
 
 _log = structlog.get_logger("deptmesh.registry")
@@ -81,6 +81,8 @@ class EndpointCache:
             raise ServiceUnavailable(
                 f"service {service!r} is unknown and the registry is unreachable"
             ) from error
+        except RegistryRefused as error:
+            raise ServiceUnavailable(f"service {service!r} is unknown: {error}") from error
         self._instances[service] = instances
         watch = ServiceWatch(
             self._registry,

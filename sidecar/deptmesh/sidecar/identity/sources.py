@@ -7,6 +7,8 @@ until something changes: a new object makes callers compare it by value.
 
 - ConsulConnectIdentity: the leaf and roots from the local Consul agent, kept
   current by blocking queries, so a renewed leaf or rotated CA needs no restart.
+  When Consul refuses the token (revoked, say) the service keeps serving on the
+  leaf it has until that expires, and logs so once (`connect_leaf_refused`).
 - dev_ca_identity: a leaf from the in-memory DevCertificateAuthority.
 - FileIdentity: PEM files on disk (SPIRE, cert-manager), re-read when they change.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import structlog
 
 from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.registry.watch import follow
 from deptmesh.sidecar.control_plane import asking_consul
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
@@ -92,6 +95,7 @@ class ConsulConnectIdentity:
             self._stopping,
             index=leaf_index,
             wait_seconds=wait_seconds,
+            on_refused=self._leaf_refused,
         )
         follow(
             "connect-roots",
@@ -124,6 +128,15 @@ class ConsulConnectIdentity:
             self._leaf = leaf
             self._identity = self._build()
         _log.info("connect_leaf_renewed", service=self._service)
+
+    def _leaf_refused(self, error: RegistryRefused) -> None:
+        _log.error(
+            "connect_leaf_refused",
+            service=self._service,
+            error=str(error),
+            serving="on the current leaf until it expires; it will not be renewed",
+            valid_until=self._leaf.get("ValidBefore", "unknown"),
+        )
 
     def _roots_rotated(self, roots: Any) -> None:
         with self._lock:
