@@ -212,6 +212,22 @@ class ConsulRegistry:
             wait_seconds,
         )
 
+    def confirm_service_identity(self, service: str, spiffe_id: str) -> None:
+        """Raises RegistryRefused unless this token may still act as `service`.
+
+        The agent answers the leaf endpoint from its cache, even for a token
+        revoked since: only renewing the leaf asks the servers. Consul's Connect
+        authorize endpoint checks what holding the leaf takes (service:write on
+        `service`) on every request; whether it authorizes `spiffe_id` (the
+        service's own) to call `service` is beside the point and ignored.
+        """
+        self._http_json(
+            "POST",
+            f"the Connect leaf of {service}",
+            "/v1/agent/connect/authorize",
+            {"Target": service, "ClientCertURI": spiffe_id},
+        )
+
     def connect_roots(self, index: int, wait_seconds: float) -> tuple[int, Any]:
         """The Connect trust bundle (TrustDomain, Roots), blocking on `index`."""
         return self._blocking_get(

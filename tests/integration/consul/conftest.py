@@ -77,6 +77,12 @@ def monitoring_token(acl) -> Token:
     return acl.monitoring_token()
 
 
+@pytest.fixture
+def monitoring(consul_agent, monitoring_token) -> ConsulRegistry:
+    """A registry that asks with the monitoring token (catalog and health, read only)."""
+    return ConsulRegistry(consul_agent.address, token=monitoring_token.secret_id)
+
+
 def token_file(token: Token, folder: Path) -> Path:
     """The token in a file of its own, as a process is given it (--consul-token-file)."""
     return token.write_file(folder / f"{uuid.uuid4().hex[:8]}.token")

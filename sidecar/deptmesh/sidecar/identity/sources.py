@@ -84,13 +84,14 @@ class ConsulConnectIdentity:
         self._service = service
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._registry = registry
         with asking_consul(f"the Connect leaf of {service}"):
-            leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
+            leaf_index, self._leaf = self._fetch_leaf(0, 0)
             roots_index, self._roots = registry.connect_roots(0, 0)
         self._identity = self._build()
         follow(
             f"connect-leaf-{service}",
-            lambda index, wait: registry.connect_leaf(service, index, wait),
+            self._fetch_leaf,
             self._leaf_renewed,
             self._stopping,
             index=leaf_index,
@@ -108,6 +109,13 @@ class ConsulConnectIdentity:
 
     def __call__(self) -> ServerIdentity:
         return self._identity
+
+    def _fetch_leaf(self, index: int, wait_seconds: float) -> tuple[int, Any]:
+        found: tuple[int, Any] = self._registry.connect_leaf(self._service, index, wait_seconds)
+        # The agent hands out a cached leaf even to a token revoked since; ask
+        # whether the token still may act as the service (RegistryRefused if not).
+        self._registry.confirm_service_identity(self._service, found[1]["ServiceURI"])
+        return found
 
     def stop(self) -> None:
         self._stopping.set()
