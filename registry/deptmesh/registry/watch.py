@@ -65,7 +65,10 @@ class ServiceWatch:
         return result
 
 
-# After a refusal the token must change before asking again helps: ask rarely.
+# A refusal is asked about once more before it counts: a client agent that has
+# just (re)started answers "ACL not found" for a moment, until it knows the servers.
+REFUSED_RECHECK = 1.0
+# After that the token must change before asking again helps: ask rarely.
 REFUSED_FIRST_PAUSE = 5.0
 REFUSED_MAX_PAUSE = 60.0
 
@@ -86,24 +89,25 @@ def follow(
 
     An unreachable registry is logged (`registry_unreachable`) and asked again
     after a jittered pause of up to 2 s. A refusal (RegistryRefused: the token
-    is missing, revoked or not allowed) is logged once, as `registry_refused`
-    (or told to `on_refused` instead), and asked again after 5 s, then less and
-    less often, up to once a minute, so a token that is fixed is picked up but
-    a refused one never makes the watch spin; `registry_access_restored` says
-    when it works again.
+    is missing, revoked or not allowed) is asked again after a second; refused
+    again, it is logged once, as `registry_refused` (or told to `on_refused`
+    instead), and asked again after 5 s, then less and less often, up to once a
+    minute, so a token that is fixed is picked up but a refused one never makes
+    the watch spin; `registry_access_restored` says when it works again.
     """
 
     def run() -> None:
         nonlocal index
         backoff = 0.05
-        refused_pause = 0.0
+        refusals = 0
         while not stopping.is_set():
             try:
                 new_index, value = fetch(index, wait_seconds)
             except RegistryRefused as error:
                 if stopping.is_set():
                     return
-                if not refused_pause:
+                refusals += 1
+                if refusals == 2:
                     if on_refused is None:
                         _log.error(
                             "registry_refused",
@@ -113,8 +117,12 @@ def follow(
                         )
                     else:
                         on_refused(error)
-                refused_pause = min(max(refused_pause * 2, REFUSED_FIRST_PAUSE), REFUSED_MAX_PAUSE)
-                stopping.wait(random.uniform(refused_pause / 2, refused_pause))
+                pause = (
+                    REFUSED_RECHECK
+                    if refusals == 1
+                    else min(REFUSED_FIRST_PAUSE * 2 ** (refusals - 2), REFUSED_MAX_PAUSE)
+                )
+                stopping.wait(random.uniform(pause / 2, pause))
                 continue
             except RegistryUnavailable as error:
                 if stopping.is_set():
@@ -124,9 +132,9 @@ def follow(
                 backoff = min(backoff * 2, 2.0)
                 continue
             backoff = 0.05
-            if refused_pause:
-                refused_pause = 0.0
+            if refusals >= 2:
                 _log.info("registry_access_restored", watching=what)
+            refusals = 0
             if new_index != index and not stopping.is_set():
                 # A smaller index means the registry restarted: its next
                 # answers count from there.

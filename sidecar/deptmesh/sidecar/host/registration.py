@@ -101,29 +101,34 @@ class Registration:
             self._leaving.set()
 
     def _keep(self, registry: ConsulRegistry, interval: float) -> None:
-        """Registers the instance again whenever the agent no longer holds it; each
-        kind of trouble is logged once, when it starts."""
+        """Registers the instance again whenever the agent no longer holds it; each kind
+        of trouble is logged once, when it starts. A refusal counts when it happens
+        twice in a row (an agent that has just started refuses every token for a
+        moment); then the agent is asked less and less often, up to every 30 intervals."""
         instance_id = self.instance.instance_id
-        trouble = ""
-        # A refused token must change before asking again helps: ask rarely then.
-        while not self._leaving.wait(interval if trouble != "refused" else 30 * interval):
+        unreachable = False
+        refusals = 0
+        pause = interval
+        while not self._leaving.wait(pause):
+            pause = interval
             try:
-                if registry.holds(instance_id):
-                    trouble = ""
-                    continue
-                with self._lock:
-                    if self._leaving.is_set():
-                        return
-                    registry.register(self.instance)
-                _log.warning("registered_again", instance=instance_id, reason="the agent forgot it")
-                trouble = ""
+                if not registry.holds(instance_id):
+                    with self._lock:
+                        if self._leaving.is_set():
+                            return
+                        registry.register(self.instance)
+                    _log.warning(
+                        "registered_again", instance=instance_id, reason="the agent forgot it"
+                    )
+                unreachable, refusals = False, 0
             except RegistryRefused as error:
-                if trouble != "refused":
+                refusals += 1
+                if refusals == 2:
                     _log.error("registration_refused", instance=instance_id, error=str(error))
-                trouble = "refused"
+                pause = interval * min(2 ** (refusals - 1), 30)
             except RegistryError as error:
-                if trouble != "unreachable":
+                if not unreachable:
                     _log.warning(
                         "registration_unverifiable", instance=instance_id, error=str(error)
                     )
-                trouble = "unreachable"
+                unreachable = True
