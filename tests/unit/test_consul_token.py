@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from deptmesh.registry.acl import Token, department_rules
-from deptmesh.registry.consul import consul_token
+from deptmesh.registry.credentials import consul_token
 from deptmesh.services.hr.app import HR
 from deptmesh.sidecar.host import parse_options
 
