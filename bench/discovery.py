@@ -1,4 +1,5 @@
-"""How fast the sidecar follows the catalog, against a real Consul dev agent.
+"""How fast the sidecar follows the catalog, against a real Consul dev agent (ACLs on, the
+service's own token).
 
 join:  registration of a new instance -> the first call routed to it
        (includes Consul's first gRPC health check turning it passing)
@@ -48,7 +49,8 @@ def main() -> None:
     configure_logging("console", logging.WARNING)
 
     with DevAgent() as agent:
-        registry = ConsulRegistry(agent.address)
+        token = agent.admin().department_token(SERVICE)
+        registry = ConsulRegistry(agent.address, token=token.secret_id)
         anchor_server, anchor_address = serve_employee_service(RecordingHr())
         anchor = instance_of(SERVICE, "127.0.0.1", int(anchor_address.rpartition(":")[2]))
         registry.register(anchor)

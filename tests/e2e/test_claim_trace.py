@@ -1,8 +1,8 @@
 """One expense claim through the three running departments, seen as one trace.
 
-Everything is real: a Consul dev agent, the services as processes on mTLS with
-Connect certificates and the company's intentions, their spans in one local
-trace store, their access logs in their log files.
+Everything is real: a Consul dev agent with ACLs on (default deny), the services as
+processes with their own tokens, on mTLS with Connect certificates and the company's
+intentions, their spans in one local trace store, their access logs in their log files.
 """
 
 from __future__ import annotations
@@ -21,7 +21,12 @@ from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from deptmesh.services import intentions
-from deptmesh.services.demo import start_departments, wait_until_healthy
+from deptmesh.services.demo import (
+    DEPARTMENTS,
+    start_departments,
+    token_files,
+    wait_until_healthy,
+)
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, own_spiffe_id
 from deptmesh.sidecar.tracing import Tracing
@@ -41,9 +46,12 @@ def run_claim(workdir: Path) -> tuple[str, Path, dict[str, str], dict[tuple[str,
     has stopped on return."""
     store = Path(os.environ["DEPTMESH_TRACE_STORE"])
     with DevAgent() as agent, ExitStack() as stack:
-        registry = ConsulRegistry(agent.address)
-        intentions.apply(registry, ("claims-e2e", "reimbursement", "allow"))
-        start_departments(stack, workdir, agent.address, say=lambda *_: None)
+        tokens = agent.admin().mesh_tokens([*DEPARTMENTS, "claims-e2e"])
+        platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
+        intentions.apply(platform, ("claims-e2e", "reimbursement", "allow"))
+        files = token_files(tokens, workdir)
+        start_departments(stack, workdir, agent.address, files, say=lambda *_: None)
+        registry = ConsulRegistry(agent.address, token_file=files["claims-e2e"])
         wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
         identity = ConsulConnectIdentity(registry, "claims-e2e")
         stack.callback(identity.stop)

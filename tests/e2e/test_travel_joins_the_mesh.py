@@ -1,9 +1,10 @@
 """A fourth department joins the mesh: travel, started by the host like the others.
 
-Everything is real: a Consul dev agent holding the company's policy, HR and
-travel as processes (`python -m deptmesh.services.<name>`) on mTLS with their
-Connect certificates, callers with Connect certificates of their own, spans in
-this run's trace store, metrics on travel's Prometheus endpoint.
+Everything is real: a Consul dev agent with ACLs on (default deny) holding the
+company's policy, HR and travel as processes (`python -m deptmesh.services.<name>`)
+with their own tokens, on mTLS with their Connect certificates, callers with tokens and
+Connect certificates of their own, spans in this run's trace store, metrics on
+travel's Prometheus endpoint.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from google.rpc import error_details_pb2
 from prometheus_client.parser import text_string_to_metric_families
 
 from deptmesh.common.v1 import money_pb2
-from deptmesh.registry import ConsulRegistry, DevAgent, EndpointCache, ServiceInstance
+from deptmesh.registry import ConsulRegistry, DevAgent, EndpointCache, ServiceInstance, Token
 from deptmesh.services import intentions, quota_tiers
 from deptmesh.sidecar import Tracing, connect
 from deptmesh.sidecar.channel import mtls_channel_factory
@@ -69,9 +70,12 @@ def metrics(instance: ServiceInstance) -> dict[str, dict[tuple[str, ...], float]
     return samples
 
 
-def health_checks(agent: DevAgent, service: str) -> list[dict[str, str]]:
+def health_checks(agent: DevAgent, service: str, token: Token) -> list[dict[str, str]]:
     """The checks Consul runs for `service`'s instances, as its agent API shows them."""
-    with urllib.request.urlopen(f"http://{agent.address}/v1/agent/checks", timeout=5) as response:
+    request = urllib.request.Request(  # the token in its header, never in the URL
+        f"http://{agent.address}/v1/agent/checks", headers={"X-Consul-Token": token.secret_id}
+    )
+    with urllib.request.urlopen(request, timeout=5) as response:
         checks = json.loads(response.read())
     return [check for check in checks.values() if check["ServiceName"] == service]
 
@@ -79,7 +83,8 @@ def health_checks(agent: DevAgent, service: str) -> list[dict[str, str]]:
 class Caller:
     """A Connect service of the test's own: its certificate, tracing, a stub to travel."""
 
-    def __init__(self, stack: ExitStack, registry: ConsulRegistry, name: str, store: Path):
+    def __init__(self, stack: ExitStack, agent: DevAgent, token: Token, name: str, store: Path):
+        registry = ConsulRegistry(agent.address, token=token.secret_id)
         self.identity = ConsulConnectIdentity(registry, name)
         stack.callback(self.identity.stop)
         self.tracing = Tracing.start(name, store_path=store, spiffe_id=own_spiffe_id(self.identity))
@@ -100,17 +105,22 @@ def test_travel_joins_the_mesh(tmp_path):
     flight, deregisters and exits 0."""
     store = Path(os.environ["DEPTMESH_TRACE_STORE"])
     with DevAgent() as agent, ExitStack() as stack:
-        registry = ConsulRegistry(agent.address)
-        intentions.apply(registry)
-        quota_tiers.apply(registry)
+        tokens = agent.admin().mesh_tokens(["hr", "travel", "self-service", "finance"])
+        platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
+        intentions.apply(platform)
+        quota_tiers.apply(platform)
+        # What the test reads of the catalog, it reads as monitoring does.
+        registry = ConsulRegistry(agent.address, token=tokens.monitoring.secret_id)
 
         def start(name: str, *flags: str) -> DepartmentProcess:
+            token = tokens.department(name).write_file(tmp_path / f"{name}.token")
             process = stack.enter_context(
                 DepartmentProcess(
                     f"deptmesh.services.{name}",
                     [
                         *("--port", "0", "--db", str(tmp_path / f"{name}.db")),
-                        *("--consul-address", agent.address, *flags),
+                        *("--consul-address", agent.address, "--consul-token-file", str(token)),
+                        *flags,
                     ],
                     tmp_path / f"{name}.log",
                 )
@@ -130,7 +140,7 @@ def test_travel_joins_the_mesh(tmp_path):
         assert instance.endpoint == travel.address
         assert (instance.department, instance.contract_version) == ("travel", "v1")
         assert instance.tags == ("contract-v1",)
-        [check] = health_checks(agent, "travel")
+        [check] = health_checks(agent, "travel", tokens.monitoring)
         assert (check["Type"], check["Status"]) == ("grpc", "passing")
         # Consul reaches it on the plaintext port that serves grpc.health.v1 and nothing else.
         checked = re.fullmatch(r"gRPC check [0-9.]+:([0-9]+): success", check["Output"])
@@ -145,13 +155,13 @@ def test_travel_joins_the_mesh(tmp_path):
         assert error.code() is grpc.StatusCode.UNAVAILABLE
 
         # The company policy: employees file trips through self-service; finance reads them.
-        employee = Caller(stack, registry, "self-service", store)
+        employee = Caller(stack, agent, tokens.department("self-service"), "self-service", store)
         with employee.tracing.span("trip request") as root:
             trace_id = format(root.get_span_context().trace_id, "032x")
             trip = employee.trips.RequestTrip(trip_request("r1"), timeout=10).trip
         assert (trip.traveller_id, trip.cost_center_id) == ("E1002", "CC-ENG")
 
-        finance = Caller(stack, registry, "finance", store)
+        finance = Caller(stack, agent, tokens.department("finance"), "finance", store)
         assert [t.trip_id for t in finance.trips.ListTrips(pb.ListTripsRequest()).trips] == [
             trip.trip_id
         ]

@@ -1,15 +1,21 @@
-"""A local Consul dev agent: started on free ports, stopped without a trace.
+"""Consul agents run by deptmesh itself: a dev agent for the demo and the tests, and the
+`AgentProcess` the cluster harness (cluster.py) runs its servers and clients with.
 
-One helper for the tests, the demo and the CLI. The binary comes from the
-installer `install-consul` (a `consul` on PATH, or Debian's package unpacked
-into a tools folder), whose one source is the repository's
-scripts/install-consul: a wheel ships it next to this module, and a clone runs
-it from scripts/.
+Every agent binds 127.0.0.1 on free ports, keeps its config, data and log in a
+folder of its own, and runs with ACLs on and default deny, as in production:
+its agent token and (for servers) the management token, `acl.tokens.master`,
+are in its config file, readable by its owner only.
+
+The binary comes from the installer `install-consul` (a `consul` on PATH, or
+Debian's package unpacked into a tools folder), whose one source is the
+repository's scripts/install-consul: a wheel ships it next to this module, and
+a clone runs it from scripts/.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import signal
 import socket
@@ -18,12 +24,25 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-__all__ = ["ConsulNotFound", "DevAgent", "consul_binary", "consul_installer", "terminate"]
+from deptmesh.registry.acl import AclAdmin
+from deptmesh.registry.consul import ConsulRegistry
+
+__all__ = [
+    "AgentProcess",
+    "ConsulNotFound",
+    "DevAgent",
+    "acl_config",
+    "consul_binary",
+    "consul_installer",
+    "free_ports",
+    "terminate",
+]
 
 # In a wheel the installer is package data (hatch force-include); in a clone,
 # including an editable install, it is only in the repository's scripts/.
@@ -83,8 +102,9 @@ def terminate(process: subprocess.Popen[Any], timeout: float) -> int:
     return process.returncode
 
 
-def _free_ports(count: int) -> list[int]:
-    # Bound together so they are distinct; Consul binds them right after.
+def free_ports(count: int) -> list[int]:
+    """`count` distinct ports free on 127.0.0.1 now (Consul binds them right after)."""
+    # Bound together so they are distinct.
     sockets = [socket.socket() for _ in range(count)]
     try:
         for sock in sockets:
@@ -95,25 +115,149 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-class DevAgent:
-    """`consul agent -dev` bound to 127.0.0.1 on free ports, with its own data dir."""
+def acl_config(agent_token: str, master_token: str | None = None) -> dict[str, Any]:
+    """The `acl` block every deptmesh agent runs with (Consul 1.8's names): on, default
+    deny, the agent's token, and on servers the management token."""
+    tokens = {"agent": agent_token}
+    if master_token is not None:
+        tokens["master"] = master_token
+    return {
+        "enabled": True,
+        "default_policy": "deny",
+        # A client agent cut off from the servers keeps using the tokens it resolved.
+        "down_policy": "extend-cache",
+        "enable_token_persistence": True,
+        "tokens": tokens,
+    }
 
-    def __init__(self, binary: str | None = None) -> None:
-        self._binary = binary or consul_binary()
-        self._workdir = Path(tempfile.mkdtemp(prefix="deptmesh-consul-"))
+
+class AgentProcess:
+    """One `consul agent` with its config, data and log in `workdir`; it can be started
+    again on the same ports and data after `stop()` or `kill()`."""
+
+    def __init__(
+        self,
+        binary: str,
+        workdir: Path,
+        config: Mapping[str, Any],
+        *,
+        dev: bool = False,
+    ) -> None:
+        self.workdir = workdir
+        self.http_port = int(config["ports"]["http"])
+        self._binary = binary
+        self._dev = dev
         self._process: subprocess.Popen[bytes] | None = None
-        self.http_port = 0
+        workdir.mkdir(parents=True, exist_ok=True)
+        # Holds tokens: readable by its owner only.
+        descriptor = os.open(workdir / "config.json", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as file:
+            json.dump({"data_dir": str(workdir / "data"), **config}, file)
 
     @property
     def address(self) -> str:
         return f"127.0.0.1:{self.http_port}"
 
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> None:
+        """Starts the process (it serves HTTP a moment later; see wait_http)."""
+        if self.running:
+            return
+        log = (self.workdir / "consul.log").open("ab")
+        self._process = subprocess.Popen(  # noqa: S603 -- the installed consul binary
+            [
+                self._binary,
+                "agent",
+                *(["-dev"] if self._dev else []),
+                f"-config-file={self.workdir / 'config.json'}",
+            ],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        log.close()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """SIGTERM (SIGKILL after `timeout`): the agent stops without leaving the cluster."""
+        process, self._process = self._process, None
+        if process is not None:
+            terminate(process, timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: the agent gets no chance to say anything to anyone."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.kill()
+            process.wait()
+
+    def forget_state(self) -> None:
+        """Empties the data folder of a stopped agent: it restarts knowing nothing."""
+        if self.running:
+            raise RuntimeError("stop the agent before its state is removed")
+        shutil.rmtree(self.workdir / "data", ignore_errors=True)
+
+    def wait_http(self, path: str, ready: Callable[[Any], bool], deadline: float) -> bool:
+        """Polls GET `path` (no token) until `ready(its JSON)`; False if the process died
+        or `deadline` (monotonic) passed first."""
+        while time.monotonic() < deadline:
+            if not self.running:
+                return False
+            try:
+                with urllib.request.urlopen(f"http://{self.address}{path}", timeout=1) as answer:
+                    if ready(json.loads(answer.read())):
+                        return True
+            except (OSError, urllib.error.URLError, ValueError):
+                pass
+            time.sleep(0.05)
+        return False
+
+    def log(self) -> str:
+        path = self.workdir / "consul.log"
+        return path.read_text(errors="replace") if path.exists() else ""
+
+
+class DevAgent:
+    """`consul agent -dev` on 127.0.0.1, free ports, its own data dir, ACLs on (default deny).
+
+    `admin()` is the AclAdmin over its management token, for making the
+    tokens everything else runs with. A dev agent keeps its state in memory:
+    after `stop()` and `start()` it has forgotten every token, registration and
+    key but its own management and agent tokens.
+    """
+
+    NODE = "deptmesh-dev"
+
+    def __init__(self, binary: str | None = None) -> None:
+        self._binary = binary or consul_binary()
+        self._workdir = Path(tempfile.mkdtemp(prefix="deptmesh-consul-"))
+        self._master = str(uuid.uuid4())
+        self._agent_token = str(uuid.uuid4())
+        self._process: AgentProcess | None = None
+
+    @property
+    def address(self) -> str:
+        return "" if self._process is None else self._process.address
+
+    @property
+    def http_port(self) -> int:
+        return 0 if self._process is None else self._process.http_port
+
+    def admin(self) -> AclAdmin:
+        """Makes policies and tokens with the agent's management token."""
+        return AclAdmin(ConsulRegistry(self.address, token=self._master))
+
     def start(self, timeout: float = 30.0) -> str:
-        """Starts the agent and waits until it has a leader; returns its HTTP address."""
-        if self.http_port == 0:
-            http, serf_lan, serf_wan, server = _free_ports(4)
-            self.http_port = http
+        """Starts the agent and waits until it has a leader, a Connect CA root and its
+        ACL tokens; returns its HTTP address."""
+        if self._process is None:
+            http, serf_lan, serf_wan, server = free_ports(4)
             config = {
+                "node_name": self.NODE,
+                "bind_addr": "127.0.0.1",
+                "client_addr": "127.0.0.1",
                 "ports": {
                     "http": http,
                     "serf_lan": serf_lan,
@@ -122,63 +266,37 @@ class DevAgent:
                     "dns": -1,
                     "grpc": -1,
                 },
+                "primary_datacenter": "dc1",
+                "acl": acl_config(self._agent_token, self._master),
+                "disable_update_check": True,
             }
-            (self._workdir / "ports.json").write_text(json.dumps(config))
-        log = (self._workdir / "consul.log").open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 -- the installed consul binary
-            [
-                self._binary,
-                "agent",
-                "-dev",
-                "-bind=127.0.0.1",
-                "-client=127.0.0.1",
-                f"-config-file={self._workdir / 'ports.json'}",
-                f"-data-dir={self._workdir / 'data'}",
-            ],
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            self._process = AgentProcess(self._binary, self._workdir, config, dev=True)
+        process = self._process
+        process.start()
+        deadline = time.monotonic() + timeout
+        ready = process.wait_http("/v1/status/leader", bool, deadline) and process.wait_http(
+            "/v1/agent/connect/ca/roots", lambda body: bool(body.get("Roots")), deadline
         )
-        log.close()
-        self._wait_for_leader(timeout)
+        if not ready:
+            self.stop(timeout=5)
+            raise RuntimeError(f"consul dev agent did not start within {timeout}s:\n{self.log()}")
+        admin = self.admin()
+        admin.wait_until_ready(max(1.0, deadline - time.monotonic()))
+        # A dev agent starts empty every time: its own token is made anew.
+        admin.agent_token(self.NODE, secret_id=self._agent_token)
         return self.address
 
     def stop(self, timeout: float = 15.0) -> None:
         """Stops the agent (its state is lost; the ports stay ours for a restart)."""
-        process, self._process = self._process, None
-        if process is not None:
-            terminate(process, timeout)
+        if self._process is not None:
+            self._process.stop(timeout)
 
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self._workdir, ignore_errors=True)
 
     def log(self) -> str:
-        return (self._workdir / "consul.log").read_text(errors="replace")
-
-    def _wait_for_leader(self, timeout: float) -> None:
-        """Waits until the agent has a leader and its Connect CA has a root."""
-        deadline = time.monotonic() + timeout
-        checks: list[tuple[str, Callable[[Any], bool]]] = [
-            ("/v1/status/leader", bool),
-            ("/v1/agent/connect/ca/roots", lambda body: bool(body.get("Roots"))),
-        ]
-        while checks and time.monotonic() < deadline:
-            if self._process is not None and self._process.poll() is not None:
-                break
-            path, ready = checks[0]
-            try:
-                with urllib.request.urlopen(f"http://{self.address}{path}", timeout=1) as response:
-                    if ready(json.loads(response.read())):
-                        checks.pop(0)
-                        continue
-            except (OSError, urllib.error.URLError, ValueError):
-                pass
-            time.sleep(0.05)
-        if not checks:
-            return
-        self.stop(timeout=5)
-        raise RuntimeError(f"consul dev agent did not start within {timeout}s:\n{self.log()}")
+        return "" if self._process is None else self._process.log()
 
     def __enter__(self) -> DevAgent:
         self.start()

@@ -4,6 +4,14 @@ A service is resolved once, synchronously, the first time it is asked for; from
 then on a ServiceWatch keeps it current. When the registry becomes unreachable
 the last known endpoints keep being used, up to a staleness cap. A service never
 seen fails at once with a message naming it.
+
+A service whose healthy instances all vanish at once keeps its last known
+endpoints for a grace period (`empty_grace_seconds`): Consul reports none for a
+moment when a host's agent comes back without its state (it deregisters what
+it forgot before the host registers it again) or when the only instance's
+check flaps, while the instances most likely still serve. A channel ejects an
+endpoint that is really gone when its connection fails; an empty answer that
+lasts the grace period is believed.
 """
 
 from __future__ import annotations
@@ -15,7 +23,7 @@ from collections.abc import Callable
 import structlog
 
 from deptmesh.registry.model import ServiceInstance
-from deptmesh.registry.protocol import Registry, RegistryUnavailable
+from deptmesh.registry.protocol import Registry, RegistryRefused, RegistryUnavailable
 from deptmesh.registry.watch import ServiceWatch
 
 _log = structlog.get_logger("deptmesh.registry")
@@ -34,9 +42,13 @@ class EndpointCache:
         *,
         staleness_cap_seconds: float = 300.0,
         wait_seconds: float = 5.0,
+        empty_grace_seconds: float = 10.0,
     ) -> None:
         if staleness_cap_seconds <= 0:
             raise ValueError("staleness_cap_seconds must be positive")
+        if empty_grace_seconds < 0:
+            raise ValueError("empty_grace_seconds must be 0 or more")
+        self._empty_grace = empty_grace_seconds
         self._registry = registry
         self._cap = staleness_cap_seconds
         self._wait = wait_seconds
@@ -44,6 +56,11 @@ class EndpointCache:
         self._watches: dict[str, ServiceWatch] = {}
         self._instances: dict[str, list[ServiceInstance]] = {}
         self._listeners: dict[str, list[Listener]] = {}
+        # Services reported empty, and the timer that believes it after the grace.
+        self._emptied: dict[str, threading.Timer] = {}
+        # Held while a change is decided and told, so the watch's and the grace
+        # timer's changes reach listeners one at a time, in order.
+        self._delivering = threading.Lock()
 
     def subscribe(self, service: str, listener: Listener) -> list[ServiceInstance]:
         """The service's instances now; `listener` gets every later change."""
@@ -73,6 +90,9 @@ class EndpointCache:
             for watch in self._watches.values():
                 watch.stop()
             self._watches.clear()
+            for timer in self._emptied.values():
+                timer.cancel()
+            self._emptied.clear()
 
     def _start_watch(self, service: str) -> None:
         try:
@@ -81,6 +101,8 @@ class EndpointCache:
             raise ServiceUnavailable(
                 f"service {service!r} is unknown and the registry is unreachable"
             ) from error
+        except RegistryRefused as error:
+            raise ServiceUnavailable(f"service {service!r} is unknown: {error}") from error
         self._instances[service] = instances
         watch = ServiceWatch(
             self._registry,
@@ -92,9 +114,42 @@ class EndpointCache:
         watch.start(index)
 
     def _changed(self, service: str, instances: list[ServiceInstance]) -> None:
+        with self._delivering:
+            with self._lock:
+                known = self._instances.get(service)
+                if not instances and known and self._empty_grace:
+                    self._keep_for_a_while(service)
+                    return
+                pending = self._emptied.pop(service, None)
+                if pending is not None:
+                    pending.cancel()
+                if instances == known:
+                    return  # the index moved for another reason
+            self._publish(service, instances)
+
+    def _keep_for_a_while(self, service: str) -> None:
+        if service in self._emptied:
+            return
+        timer = threading.Timer(self._empty_grace, self._believe_empty, (service,))
+        timer.daemon = True
+        self._emptied[service] = timer
+        timer.start()
+        _log.warning(
+            "endpoints_kept",
+            service=service,
+            reason="the registry reports no healthy instance",
+            seconds=self._empty_grace,
+        )
+
+    def _believe_empty(self, service: str) -> None:
+        with self._delivering:
+            with self._lock:
+                if self._emptied.pop(service, None) is None:
+                    return  # instances came back, or the cache was closed
+            self._publish(service, [])
+
+    def _publish(self, service: str, instances: list[ServiceInstance]) -> None:
         with self._lock:
-            if instances == self._instances.get(service):
-                return  # the index moved for another reason
             self._instances[service] = instances
             listeners = list(self._listeners.get(service, []))
         _log.info("endpoints_changed", service=service, endpoints=[i.endpoint for i in instances])

@@ -7,8 +7,17 @@ from typing import Protocol
 from deptmesh.registry.model import ServiceInstance
 
 
-class RegistryUnavailable(Exception):
-    """The registry could not be asked; what was known before may still be used."""
+class RegistryError(Exception):
+    """The registry did not do what it was asked; what was known before may still be used."""
+
+
+class RegistryUnavailable(RegistryError):
+    """The registry could not be asked (unreachable, timed out, no leader); retrying may work."""
+
+
+class RegistryRefused(RegistryError):
+    """The registry refused this process's token: missing, unknown or revoked, or without
+    the permission. The message names what was refused and never holds the token."""
 
 
 class Registry(Protocol):
@@ -30,7 +39,8 @@ class Registry(Protocol):
         """Like resolve, but waits up to `wait_seconds` for a change after `index`.
 
         Returns the new index and the healthy instances; raises
-        RegistryUnavailable when the registry cannot be reached.
+        RegistryUnavailable when the registry cannot be reached and
+        RegistryRefused when it refuses the token.
         """
 
     def services(self) -> list[ServiceInstance]:

@@ -1,10 +1,15 @@
 """`make demo`: three departments, one expense claim, from submission to payout.
 
-Starts a Consul dev agent, then HR, two finance replicas (sharing one database)
-and reimbursement as separate processes on free ports, each registered in Consul
-with a gRPC health check. Drives one claim end to end through the generated
-stubs (reimbursement finds HR and finance by name), shows calls spread across
-the finance replicas, prints what happened, and stops every process it started.
+Starts a Consul dev agent with ACLs on (default deny: a request without a token
+gets nothing) and makes the tokens the mesh runs with: one per department (a
+service identity: its own registration and Connect leaf, the policy documents,
+its own usage reports), and the platform's, which writes the intentions and
+policy documents. Then HR, two finance replicas (sharing one database) and
+reimbursement as separate processes on free ports, each given its token in a
+file (`--consul-token-file`) and registered in Consul with a gRPC health check.
+Drives one claim end to end through the generated stubs (reimbursement finds HR
+and finance by name), shows calls spread across the finance replicas, prints
+what happened, and stops every process it started.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ import contextlib
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
 from pathlib import Path
 
@@ -21,9 +26,11 @@ import grpc
 
 from deptmesh.common.v1 import money_pb2
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
+from deptmesh.registry.acl import MeshTokens
 from deptmesh.registry.agent import ConsulNotFound, DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
 from deptmesh.services import intentions, quota_tiers
 from deptmesh.services.money import Amount
@@ -34,6 +41,9 @@ from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, IdentitySou
 from deptmesh.sidecar.tracing import Tracing, tag_current_call
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
+# The demo calls as a Connect service of its own, with a token like a department's.
+CONSOLE = "demo-console"
+DEPARTMENTS = ("hr", "finance", "reimbursement")
 AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
 
 
@@ -53,20 +63,32 @@ def refusal(error: grpc.RpcError) -> str:
     return f"{error.code().name}: {error.details()}"
 
 
+def token_files(tokens: MeshTokens, workdir: Path) -> dict[str, Path]:
+    """Each department's token in a file of its own (mode 0600), as a host hands it over."""
+    return {
+        name: token.write_file(workdir / f"{name}.token")
+        for name, token in tokens.departments.items()
+    }
+
+
 def start_departments(
     stack: ExitStack,
     workdir: Path,
     consul: str,
+    tokens: Mapping[str, Path],
     say: Callable[[str], None] = say,
     extra: Sequence[str] = (),
 ) -> None:
+    """HR, two finance replicas and reimbursement as processes, each with its token file."""
+
     def start(name: str, replica: int = 1) -> None:
         process = stack.enter_context(
             DepartmentProcess(
                 f"deptmesh.services.{name}",
                 [
                     *("--port", "0", "--db", str(workdir / f"{name}.db"), "--seed-demo-data"),
-                    *("--consul-address", consul, *extra),
+                    *("--consul-address", consul, "--consul-token-file", str(tokens[name])),
+                    *extra,
                 ],
                 workdir / f"{name}-{replica}.log",
             )
@@ -231,40 +253,61 @@ def run_demo() -> int:
 def run_departments(stack: ExitStack, workdir: Path, store: Path) -> tuple[str | None, str | None]:
     """Starts Consul and the departments, drives the claim and hr's attempt to pay."""
     agent = stack.enter_context(DevAgent())
-    say(f"  started consul dev agent on {agent.address}")
-    registry = ConsulRegistry(agent.address)
+    say(f"  started consul dev agent on {agent.address}, ACLs on (default deny)")
+    tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE))
+    files = token_files(tokens, workdir)
+    say(f"  a token per department (its own leaf and registration) in {workdir}/<name>.token")
+    show_refusals(agent.address, files["hr"])
+    platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
     intentions.apply(
-        registry,
-        ("demo-console", "reimbursement", "allow"),
-        ("demo-console", "finance", "allow"),
+        platform,
+        (CONSOLE, "reimbursement", "allow"),
+        (CONSOLE, "finance", "allow"),
     )
-    quota_tiers.apply(registry)
-    say("  intentions, method rules and quota tiers written to Consul (default deny)")
+    quota_tiers.apply(platform)
+    say("  intentions, method rules and quota tiers written with the platform's token")
     start_departments(
         stack,
         workdir,
         agent.address,
+        files,
         extra=("--trace-store", str(store), "--log-format", "console"),
     )
+    # The demo's own console is a Connect service with a department's kind of token.
+    registry = ConsulRegistry(agent.address, token_file=files[CONSOLE])
     wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
     say("  Consul's gRPC health checks pass for all four instances")
     say(f"  every call is traced into {store.name}; service logs are in {workdir}")
     say()
     cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
     # The demo calls as a Connect service of its own, over mTLS like everyone.
-    identity = ConsulConnectIdentity(registry, "demo-console")
+    identity = ConsulConnectIdentity(registry, CONSOLE)
     stack.callback(identity.stop)
-    say(f"  calling as {identity().trust_domain} service demo-console (mTLS)")
-    tracing = Tracing.start("demo-console", store_path=store, spiffe_id=own_spiffe_id(identity))
+    say(f"  calling as {identity().trust_domain} service {CONSOLE} (mTLS)")
+    tracing = Tracing.start(CONSOLE, store_path=store, spiffe_id=own_spiffe_id(identity))
     stack.callback(tracing.shutdown)
     claim_id = drive_claim(cache, identity, tracing)
-    hr_identity = ConsulConnectIdentity(registry, "hr")
+    # Only hr's token obtains hr's leaf.
+    hr_identity = ConsulConnectIdentity(ConsulRegistry(agent.address, token_file=files["hr"]), "hr")
     stack.callback(hr_identity.stop)
     hr_tracing = Tracing.start("hr", store_path=store, spiffe_id=own_spiffe_id(hr_identity))
     stack.callback(hr_tracing.shutdown)
     denied_trace = show_hr_cannot_pay(cache, hr_identity, hr_tracing)
     say()
     return claim_id, denied_trace
+
+
+def show_refusals(consul: str, hr_token: Path) -> None:
+    """Consul hands finance's certificate neither to an anonymous caller nor to hr."""
+    for who, registry in (
+        ("anonymous", ConsulRegistry(consul, token="")),
+        ("hr's token", ConsulRegistry(consul, token_file=hr_token)),
+    ):
+        try:
+            registry.connect_leaf("finance", 0, 0)
+            say(f"  {who} obtained finance's Connect leaf: unexpectedly")
+        except RegistryRefused as error:
+            say(f"  {who} asking for finance's Connect leaf: {error}")
 
 
 def show_trace(title: str, arguments: list[str], store: Path) -> None:

@@ -45,7 +45,8 @@ Extra = tuple[str, str, str]
 
 
 def apply(registry: ConsulRegistry, *extra: Extra) -> None:
-    """Writes the intentions (plus `extra` ones) and the method rules to Consul."""
+    """Writes the intentions (plus `extra` ones) and the method rules to Consul; `registry`
+    asks with the platform's token, the only one that may write them."""
     for source, destination, action in (*INTENTIONS, *extra):
         registry.set_intention(source, destination, action)
     registry.kv_put(METHOD_RULES_KEY, json.dumps(METHOD_RULES))

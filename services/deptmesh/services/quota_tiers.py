@@ -46,7 +46,8 @@ def document() -> str:
 
 
 def apply(registry: ConsulRegistry) -> None:
-    """Writes the quota policy to Consul KV."""
+    """Writes the quota policy to Consul KV; `registry` asks with the platform's token, the
+    only one that may write under deptmesh/policy/."""
     registry.kv_put(QUOTA_POLICY_KEY, document())
 
 

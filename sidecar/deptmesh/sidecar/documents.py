@@ -6,7 +6,9 @@ enough to call on every RPC. A new version that does not validate is logged
 stays in force. Applying one is logged as `<name>_applied`.
 
 - ConsulDocument follows a KV key with blocking queries, so a change applies
-  within one round trip. A missing key means `absent`.
+  within one round trip. A missing key means `absent`. When Consul refuses the
+  token the refusal is logged once (`registry_refused`) and the last good value
+  stays in force.
 - FileDocument looks at its file again at most once per `check_interval`, from
   the call that finds the interval has passed. A bad file at start is an error.
 """

@@ -18,6 +18,9 @@
         │                         grpc.RpcError, raised where a call would have been)
         ├── ControlPlaneUnavailable   Consul could not be asked (from the registry's
         │                         RegistryUnavailable)
+        ├── ControlPlaneRefused   Consul refused this process's token: none, unknown,
+        │                         revoked or without the permission (from the
+        │                         registry's RegistryRefused)
         └── TraceStoreError       the trace store is missing or cannot be read
 
 A handler raises one of these; the server chain's status mapping turns it into
@@ -41,6 +44,7 @@ from grpc_status import rpc_status
 
 __all__ = [
     "AlreadyExists",
+    "ControlPlaneRefused",
     "ControlPlaneUnavailable",
     "DeadlineExceeded",
     "FailedPrecondition",
@@ -229,7 +233,13 @@ class NoEndpoint(Unavailable, grpc.RpcError):
 
 
 class ControlPlaneUnavailable(Unavailable):
-    """Consul, the control plane, could not be asked (unreachable, or it refused)."""
+    """Consul, the control plane, could not be asked (unreachable, no leader, timed out)."""
+
+
+class ControlPlaneRefused(Unavailable):
+    """Consul, the control plane, refused what this process asked with its token: the
+    token is missing, unknown or revoked, or lacks the permission. The message names
+    what was refused, never the token; retrying helps only once the token is fixed."""
 
 
 class TraceStoreError(Unavailable):

@@ -1,12 +1,21 @@
-"""A real Consul dev agent (installed by scripts/install-consul if missing)."""
+"""A real Consul dev agent with ACLs on, default deny (installed by scripts/install-consul
+if missing), shared by the session, and the tokens each test plays its roles with.
+
+Every request carries the token of the role the test plays: a department's
+(`department("hr")`, made once per session per name), the platform's
+(`platform`), monitoring's. Tests that revoke tokens or stop agents run agents
+of their own.
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
+from deptmesh.registry.acl import AclAdmin, Token
 from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.model import ServiceInstance
@@ -15,6 +24,9 @@ from deptmesh.sidecar.host import instance_of
 from tests.integration.servers import serve_employee_service
 from tests.integration.test_deadlines import RecordingHr
 
+# A registry as department `name`: its token made once per session.
+AsDepartment = Callable[[str], ConsulRegistry]
+
 
 @pytest.fixture(scope="session")
 def consul_agent() -> Iterator[DevAgent]:
@@ -22,17 +34,67 @@ def consul_agent() -> Iterator[DevAgent]:
         yield agent
 
 
+@pytest.fixture(scope="session")
+def acl(consul_agent) -> AclAdmin:
+    """The session agent's ACL administration, over its management token."""
+    return consul_agent.admin()
+
+
+@pytest.fixture(scope="session")
+def department_tokens(acl) -> Callable[[str], Token]:
+    """Department `name`'s token, made on first use."""
+    made: dict[str, Token] = {}
+
+    def token(name: str) -> Token:
+        if name not in made:
+            made[name] = acl.department_token(name)
+        return made[name]
+
+    return token
+
+
+@pytest.fixture(scope="session")
+def department(consul_agent, department_tokens) -> AsDepartment:
+    """`department("hr")`: a registry that asks with hr's token."""
+    return lambda name: ConsulRegistry(
+        consul_agent.address, token=department_tokens(name).secret_id
+    )
+
+
+@pytest.fixture(scope="session")
+def platform_token(acl) -> Token:
+    return acl.platform_token()
+
+
 @pytest.fixture
-def consul(consul_agent) -> ConsulRegistry:
-    return ConsulRegistry(consul_agent.address)
+def platform(consul_agent, platform_token) -> ConsulRegistry:
+    """A registry that asks with the platform team's token (intentions, policy documents)."""
+    return ConsulRegistry(consul_agent.address, token=platform_token.secret_id)
+
+
+@pytest.fixture(scope="session")
+def monitoring_token(acl) -> Token:
+    return acl.monitoring_token()
+
+
+@pytest.fixture
+def monitoring(consul_agent, monitoring_token) -> ConsulRegistry:
+    """A registry that asks with the monitoring token (catalog and health, read only)."""
+    return ConsulRegistry(consul_agent.address, token=monitoring_token.secret_id)
+
+
+def token_file(token: Token, folder: Path) -> Path:
+    """The token in a file of its own, as a process is given it (--consul-token-file)."""
+    return token.write_file(folder / f"{uuid.uuid4().hex[:8]}.token")
 
 
 class Replicas:
-    """In-process servers registered in Consul under one fresh service name."""
+    """In-process servers registered in Consul under one fresh service name, with that
+    service's own token."""
 
-    def __init__(self, registry: ConsulRegistry) -> None:
-        self.registry = registry
+    def __init__(self, department: AsDepartment) -> None:
         self.service = f"svc-{uuid.uuid4().hex[:8]}"
+        self.registry = department(self.service)
         self.servers: dict[str, Server] = {}
 
     def add(self) -> ServiceInstance:
@@ -53,7 +115,7 @@ class Replicas:
 
 
 @pytest.fixture
-def replicas(consul) -> Iterator[Replicas]:
-    group = Replicas(consul)
+def replicas(department) -> Iterator[Replicas]:
+    group = Replicas(department)
     yield group
     group.close()

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.registry.cache import EndpointCache
+from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.host import instance_of
@@ -92,13 +93,18 @@ def issued_by(certificate_pem: bytes, root_pem: str) -> bool:
 
 
 class TestCaRotation:
-    def test_rotation_under_load_fails_no_call(self, consul):
-        """A new root mid-traffic: no call fails and both sides move to the new root."""
+    def test_rotation_under_load_fails_no_call(self, consul_agent, acl, department):
+        """A new root mid-traffic (the platform's token rotates it): no call fails and both
+        sides move to the new root."""
         # No hyphen: Consul drops it from the leaf's common name, which the
         # client checks (see spiffe.server_name).
         hr_name, caller_name = (f"{role}{uuid.uuid4().hex[:8]}" for role in ("hr", "caller"))
+        consul = department(hr_name)
+        rotating = ConsulRegistry(
+            consul_agent.address, token=acl.platform_token(rotate_connect_ca=True).secret_id
+        )
         server_identity = ConsulConnectIdentity(consul, hr_name)
-        caller_identity = ConsulConnectIdentity(consul, caller_name)
+        caller_identity = ConsulConnectIdentity(department(caller_name), caller_name)
         handler = PresentedCertificates()
         server = Server(identity_source=server_identity)
         server.add_service(
@@ -118,7 +124,7 @@ class TestCaRotation:
             wait_for(lambda: load.succeeded >= 50, what="calls before the rotation")
 
             started = time.monotonic()
-            consul.rotate_connect_ca(new_private_key_pem())
+            rotating.rotate_connect_ca(new_private_key_pem())
             new_root = active_root_pem(consul)
             assert new_root != old_root
 

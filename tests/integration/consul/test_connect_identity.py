@@ -12,10 +12,11 @@ from tests.security.test_identity import WhoCalls
 
 
 class TestConsulConnectIdentity:
-    def test_connect_leaves_give_verified_callers(self, consul):
-        """A server on hr's Connect leaf sees a caller on reimbursement's leaf as reimbursement."""
-        server_identity = ConsulConnectIdentity(consul, "hr")
-        client_identity = ConsulConnectIdentity(consul, "reimbursement")
+    def test_connect_leaves_give_verified_callers(self, department):
+        """A server on hr's Connect leaf sees a caller on reimbursement's leaf as reimbursement,
+        each leaf obtained with its own department's token."""
+        server_identity = ConsulConnectIdentity(department("hr"), "hr")
+        client_identity = ConsulConnectIdentity(department("reimbursement"), "reimbursement")
         handler = WhoCalls()
         server = Server(identity_source=server_identity)
         server.add_service(

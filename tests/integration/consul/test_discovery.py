@@ -15,8 +15,9 @@ from tests.integration.servers import wait_for
 
 
 @pytest.fixture
-def cache(consul):
-    cache = EndpointCache(consul)
+def cache(department):
+    """The endpoints a caller with a token of its own sees."""
+    cache = EndpointCache(department("discovery-caller"))
     yield cache
     cache.close()
 

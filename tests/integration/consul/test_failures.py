@@ -16,7 +16,7 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
-from tests.integration.consul.conftest import Replicas
+from tests.integration.consul.conftest import Replicas, token_file
 from tests.integration.consul.test_discovery import call
 from tests.integration.servers import wait_for
 
@@ -53,10 +53,11 @@ class SteadyLoad:
 
 
 @pytest.fixture
-def finance_replicas(consul_agent, tmp_path):
-    """Two finance processes over one database, registered in Consul."""
-    registry = ConsulRegistry(consul_agent.address)
-    registry.set_intention("load-test", "finance", "allow")
+def finance_replicas(consul_agent, platform, department, department_tokens, tmp_path):
+    """Two finance processes over one database, registered in Consul with finance's token."""
+    platform.set_intention("load-test", "finance", "allow")
+    registry = department("load-test")
+    finance_token = token_file(department_tokens("finance"), tmp_path)
     with contextlib.ExitStack() as stack:  # stops whatever started, even if setup fails
         processes = []
         for replica in range(2):
@@ -67,6 +68,7 @@ def finance_replicas(consul_agent, tmp_path):
                         *("--port", "0", "--db", str(tmp_path / "finance.db")),
                         *("--seed-demo-data", "--drain-seconds", "1.5"),
                         *("--consul-address", consul_agent.address),
+                        *("--consul-token-file", str(finance_token)),
                     ],
                     tmp_path / f"finance-{replica}.log",
                 )
@@ -82,8 +84,9 @@ def finance_replicas(consul_agent, tmp_path):
 
 
 @pytest.fixture
-def finance_channel(consul):
+def finance_channel(department):
     """A channel to finance over mTLS, as a Connect service of the test's own."""
+    consul = department("load-test")
     cache = EndpointCache(consul)
     identity = ConsulConnectIdentity(consul, "load-test")
     channel = client.connect("finance", cache, identity=identity)
@@ -127,8 +130,14 @@ class TestConsulOutage:
         fail fast naming the service; when Consul returns the watch resumes."""
         agent = DevAgent()
         agent.start()
-        registry = ConsulRegistry(agent.address)
-        replicas = Replicas(registry)
+        tokens = {}
+
+        def department(name: str) -> ConsulRegistry:
+            tokens[name] = agent.admin().department_token(name)
+            return ConsulRegistry(agent.address, token=tokens[name].secret_id)
+
+        replicas = Replicas(department)
+        registry = replicas.registry
         cache = EndpointCache(registry)
         try:
             first = replicas.add()
@@ -152,7 +161,12 @@ class TestConsulOutage:
             assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
             assert "never-seen" in caught.value.details()
 
-            agent.start()  # a dev agent forgets everything: register again
+            # A dev agent forgets everything: the token (restored with its secret) and
+            # the registration.
+            agent.start()
+            agent.admin().department_token(
+                replicas.service, secret_id=tokens[replicas.service].secret_id
+            )
             registry.register(first)
             second = replicas.add()
             wait_for(

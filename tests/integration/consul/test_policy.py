@@ -19,27 +19,34 @@ from tests.security.mtls import CA, CountingPayments, channel_as, payout
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
 
 
-def test_policy_follows_intentions_and_rules(consul):
-    """Intentions and rules written to Consul apply without a restart; a revoked
-    intention denies within 5 s; a bad rules document is rejected and changes nothing."""
+def rules_key() -> str:
+    """A method-rules document of the test's own, where departments may read it."""
+    return f"deptmesh/policy/test/{uuid.uuid4().hex[:6]}/method-rules"
+
+
+def test_policy_follows_intentions_and_rules(platform, department):
+    """Intentions and rules the platform writes to Consul apply without a restart at a
+    department that reads them with its own token; a revoked intention denies within
+    5 s; a bad rules document is rejected and changes nothing."""
     source, target = f"caller-{uuid.uuid4().hex[:6]}", f"target-{uuid.uuid4().hex[:6]}"
-    rules_key = f"deptmesh/test/{uuid.uuid4().hex[:6]}"
-    policy = ConsulAccessPolicy(consul, rules_key=rules_key)
+    key = rules_key()
+    consul = platform
+    policy = ConsulAccessPolicy(department(target), rules_key=key)
     try:
         assert not policy().decide(source, target, PAYOUT).allowed  # default deny
 
         consul.set_intention(source, target, "allow")
         wait_for(lambda: policy().decide(source, target, PAYOUT).allowed, timeout=5)
 
-        consul.kv_put(rules_key, json.dumps({"methods": {PAYOUT: ["someone-else"]}}))
+        consul.kv_put(key, json.dumps({"methods": {PAYOUT: ["someone-else"]}}))
         wait_for(lambda: not policy().decide(source, target, PAYOUT).allowed, timeout=5)
 
         with capture_logs() as logs:
-            consul.kv_put(rules_key, '{"methods": "not a map"}')
+            consul.kv_put(key, '{"methods": "not a map"}')
             wait_for(lambda: any(e["event"] == "method_rules_rejected" for e in logs), timeout=5)
         assert "someone-else" in policy().decide(source, target, PAYOUT).rule  # last good kept
 
-        consul.kv_put(rules_key, json.dumps({"methods": {}}))
+        consul.kv_put(key, json.dumps({"methods": {}}))
         wait_for(lambda: policy().decide(source, target, PAYOUT).allowed, timeout=5)
 
         revoked_at = time.monotonic()
@@ -50,11 +57,12 @@ def test_policy_follows_intentions_and_rules(consul):
         policy.stop()
 
 
-def test_revoked_intention_denies_on_an_open_connection_within_5s(consul):
+def test_revoked_intention_denies_on_an_open_connection_within_5s(platform, department):
     """A server following Consul's intentions denies the next call on a connection that was
     already open, within 5 s of the intention being revoked."""
     source, target = f"caller{uuid.uuid4().hex[:6]}", f"target{uuid.uuid4().hex[:6]}"
-    policy = ConsulAccessPolicy(consul, rules_key=f"deptmesh/test/{uuid.uuid4().hex[:6]}")
+    consul = platform
+    policy = ConsulAccessPolicy(department(target), rules_key=rules_key())
     consul.set_intention(source, target, "allow")
     wait_for(lambda: policy().decide(source, target, PAYOUT).allowed, timeout=5)
     handler = CountingPayments()

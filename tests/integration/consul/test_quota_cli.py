@@ -34,11 +34,17 @@ POLICY = {
 }
 
 
-def test_quota_command_shows_policy_and_usage_per_caller(capsys):
-    """The tiers, the assignments, and each caller's calls and throttles as reported."""
+def test_quota_command_shows_policy_and_usage_per_caller(capsys, tmp_path):
+    """The tiers, the assignments, and each caller's calls and throttles as reported, read
+    with the platform's token from --consul-token-file."""
     with DevAgent() as agent:
-        registry = ConsulRegistry(agent.address)
-        registry.kv_put(QUOTA_POLICY_KEY, json.dumps(POLICY))
+        admin = agent.admin()
+        platform = admin.platform_token()
+        ConsulRegistry(agent.address, token=platform.secret_id).kv_put(
+            QUOTA_POLICY_KEY, json.dumps(POLICY)
+        )
+        # Finance reads the policy and reports its usage with its own token.
+        registry = ConsulRegistry(agent.address, token=admin.department_token("finance").secret_id)
         policy = consul_quota_policy(registry)
         usage = MeteringStage("finance")
         access = AccessPolicy([Intention("*", "finance", "allow")], MethodRules({}))
@@ -67,7 +73,9 @@ def test_quota_command_shows_policy_and_usage_per_caller(capsys):
             reporter.stop()
             server.stop(0)
             policy.stop()
-        assert main(["quota", "--consul-address", agent.address]) == 0
+        token = platform.write_file(tmp_path / "platform.token")
+        argv = ["quota", "--consul-address", agent.address, "--consul-token-file", str(token)]
+        assert main(argv) == 0
 
     out = capsys.readouterr().out
     lines = [line.split() for line in out.splitlines()]
@@ -79,6 +87,22 @@ def test_quota_command_shows_policy_and_usage_per_caller(capsys):
     # calls, throttled, shadow-throttled, errors
     assert usage[("reimbursement", payout_path)] == ["3", "1", "0", "0"]
     assert usage[("hr", payout_path)] == ["1", "0", "0", "0"]
+
+
+def test_quota_command_with_the_monitoring_token_is_refused(
+    consul_agent, monitoring_token, capsys, monkeypatch
+):
+    """Monitoring's token may not read the policy documents: one line says what Consul
+    refused, and the token (from $CONSUL_HTTP_TOKEN) is nowhere in the output."""
+    monkeypatch.setenv("CONSUL_HTTP_TOKEN", monitoring_token.secret_id)
+    monkeypatch.delenv("CONSUL_HTTP_TOKEN_FILE", raising=False)
+    assert main(["quota", "--consul-address", consul_agent.address]) == 1
+    out, err = capsys.readouterr()
+    assert err.splitlines() == [
+        "deptmesh quota: consul refused reading deptmesh/policy/quotas: Permission denied"
+        " (the token does not allow it)"
+    ]
+    assert monitoring_token.secret_id not in out + err
 
 
 def test_quota_command_without_consul_is_a_clear_error(capsys):

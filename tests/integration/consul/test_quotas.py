@@ -42,17 +42,19 @@ def policy_document(rate: float = RATE, burst: float = BURST) -> str:
 class QuotaService:
     """Replicas of one fresh service on mTLS, each enforcing the policy at a fresh KV key."""
 
-    def __init__(self, consul: ConsulRegistry) -> None:
-        self.consul = consul
+    def __init__(self, department, platform: ConsulRegistry) -> None:
         self.name = f"quota-{uuid.uuid4().hex[:8]}"
-        self.key = f"deptmesh/test/{self.name}/quotas"
+        # The service's own token; the platform's writes the policy.
+        self.consul = department(self.name)
+        self.platform = platform
+        self.key = f"deptmesh/policy/test/{self.name}/quotas"
         self.replicas: dict[str, tuple[Server, ConsulReplicaCount]] = {}
         self.addresses: dict[str, str] = {}
         self.policy = None
         self.handler = CountingPayments()
 
     def put_policy(self, document: str) -> None:
-        self.consul.kv_put(self.key, document)
+        self.platform.kv_put(self.key, document)
 
     def add_replica(self) -> str:
         if self.policy is None:
@@ -91,8 +93,8 @@ class QuotaService:
 
 
 @pytest.fixture
-def service(consul) -> Iterator[QuotaService]:
-    group = QuotaService(consul)
+def service(department, platform) -> Iterator[QuotaService]:
+    group = QuotaService(department, platform)
     group.put_policy(policy_document())
     yield group
     group.close()
@@ -211,12 +213,13 @@ def _throttled(stub: finance_pb2_grpc.PaymentServiceStub) -> bool:
 
 
 class TestReplicas:
-    def test_replicas_share_the_service_wide_rate(self, service, consul):
+    def test_replicas_share_the_service_wide_rate(self, service):
         """Across two replicas a caller gets the service-wide rate within 10%; when one
         leaves, the survivor takes the whole rate within 2 s."""
         first, second = service.add_replica(), service.add_replica()
         counts = [count for _, count in service.replicas.values()]
         wait_for(lambda: all(c() == 2 for c in counts), timeout=10, what="both replicas counted")
+        consul = service.consul
         cache = EndpointCache(consul)
         wait_for(lambda: len(consul.resolve(service.name)) == 2, timeout=10, what="both passing")
         channel = client.connect(

@@ -14,18 +14,23 @@ from tests.integration.servers import serve_employee_service, wait_for
 from tests.integration.test_deadlines import RecordingHr
 
 
+@pytest.fixture
+def service_name() -> str:
+    return f"contract-{uuid.uuid4().hex[:8]}"
+
+
 @pytest.fixture(params=["static", "consul"])
-def registry(request, consul_agent):
+def registry(request, service_name):
+    """In memory, or Consul asked with the service's own token."""
     if request.param == "static":
         return StaticRegistry()
-    return ConsulRegistry(consul_agent.address)
+    return request.getfixturevalue("department")(service_name)
 
 
 @pytest.fixture
-def instance(registry):
+def instance(registry, service_name):
     server, address = serve_employee_service(RecordingHr())
-    name = f"contract-{uuid.uuid4().hex[:8]}"
-    registered = instance_of(name, "127.0.0.1", int(address.rpartition(":")[2]))
+    registered = instance_of(service_name, "127.0.0.1", int(address.rpartition(":")[2]))
     yield registered
     registry.deregister(registered.instance_id)
     server.stop(0)
@@ -76,3 +81,9 @@ class TestConsulClient:
         monkeypatch.setenv("CONSUL_HTTP_TOKEN", "from-environment")
         assert ConsulRegistry(consul_agent.address, token="explicit")._client.token == "explicit"
         assert ConsulRegistry(consul_agent.address)._client.token == "from-environment"
+
+    def test_the_token_never_shows_in_the_repr(self, consul_agent):
+        """A registry's repr says whether it has a token, never which."""
+        registry = ConsulRegistry(consul_agent.address, token="s3cr3t-t0ken")
+        assert "s3cr3t" not in repr(registry)
+        assert "token=yes" in repr(registry)

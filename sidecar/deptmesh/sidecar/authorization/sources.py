@@ -6,7 +6,9 @@ the authorization stage calls it on every call.
   both watched, so a change applies to open connections at once. A method-rules
   document that does not validate is rejected with a log event
   (`method_rules_rejected`) and the last good one stays in force. No document
-  means no method rules.
+  means no method rules. Consul shows a token only the intentions it may read,
+  so a token that may read none leaves every call denied; one it refuses
+  outright is logged once (`registry_refused`) and the last good policy stays.
 - FileAccessPolicy: intentions and method rules in one JSON file, for running
   without Consul. The file is looked at again at most once a second (by the call
   that finds the second has passed) and applied when its content changed; a file
@@ -44,6 +46,7 @@ from typing import Any
 
 import structlog
 
+from deptmesh.registry.acl import POLICY_PREFIX
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.watch import follow
 from deptmesh.sidecar.authorization.policy import (
@@ -65,7 +68,8 @@ __all__ = [
     "parse_policy_document",
 ]
 
-METHOD_RULES_KEY = "deptmesh/policy/method-rules"
+# Under the prefix every department's token may read and only the platform's may write.
+METHOD_RULES_KEY = f"{POLICY_PREFIX}method-rules"
 _log = structlog.get_logger("deptmesh.sidecar")
 
 MAX_POLICY_FILE_BYTES = MAX_DOCUMENT_BYTES

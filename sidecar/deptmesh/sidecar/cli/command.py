@@ -14,9 +14,12 @@ import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points, version
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deptmesh.sidecar.cli.tables import table
+
+if TYPE_CHECKING:
+    from deptmesh.registry.consul import ConsulRegistry
 
 COMMANDS_GROUP = "deptmesh.commands"
 # The business key `deptmesh trace --claim ID` stands for: reimbursement's claims, as
@@ -24,15 +27,30 @@ COMMANDS_GROUP = "deptmesh.commands"
 _CLAIM_KEY = "claim"
 
 
-def _services(args: argparse.Namespace) -> int:
+def _consul(args: argparse.Namespace) -> ConsulRegistry:
+    """The registry the Consul subcommands ask, with the token `args` give (ValueError
+    naming a token file that cannot be used)."""
     from deptmesh.registry.consul import ConsulRegistry
-    from deptmesh.registry.protocol import RegistryUnavailable
+
+    return ConsulRegistry(args.consul_address, token_file=args.consul_token_file)
+
+
+def _services(args: argparse.Namespace) -> int:
+    from deptmesh.registry.protocol import RegistryError
 
     try:
-        instances = ConsulRegistry(args.consul_address).services()
-    except RegistryUnavailable as error:
+        registry = _consul(args)
+        instances = registry.services()
+    except (ValueError, RegistryError) as error:
         print(f"deptmesh services: {error}", file=sys.stderr)
         return 1
+    if not instances and not registry.has_token:
+        # Consul shows an anonymous request nothing at all, which looks like an empty mesh.
+        print(
+            "deptmesh services: no Consul token was given, and Consul lists nothing without"
+            " one: give --consul-token-file (or $CONSUL_HTTP_TOKEN_FILE)",
+            file=sys.stderr,
+        )
     rows = [("SERVICE", "INSTANCE", "ADDRESS", "HEALTH", "CONTRACT")]
     rows += [
         (i.service, i.instance_id, i.endpoint, i.health.value, i.contract_version or "-")
@@ -43,18 +61,17 @@ def _services(args: argparse.Namespace) -> int:
 
 
 def _quota(args: argparse.Namespace) -> int:
-    from deptmesh.registry.consul import ConsulRegistry
-    from deptmesh.registry.protocol import RegistryUnavailable
+    from deptmesh.registry.protocol import RegistryError
     from deptmesh.sidecar.cli.quota_report import policy_rows, usage_rows
     from deptmesh.sidecar.metering.report import USAGE_PREFIX
     from deptmesh.sidecar.quotas.policy import parse_quota_policy
     from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
 
-    registry = ConsulRegistry(args.consul_address)
     try:
+        registry = _consul(args)
         _, document = registry.kv_value(QUOTA_POLICY_KEY, 0, 0)
         reports = registry.kv_values(USAGE_PREFIX)
-    except RegistryUnavailable as error:
+    except (ValueError, RegistryError) as error:
         print(f"deptmesh quota: {error}", file=sys.stderr)
         return 1
     if document is None:
@@ -134,11 +151,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     services.set_defaults(run=_services)
     quota = commands.add_parser("quota", help="show the quota policy and live usage per caller")
     quota.set_defaults(run=_quota)
-    for command in (services, quota):
+    for command, needs in (
+        (services, "catalog and health read: the monitoring token will do"),
+        (quota, "reading deptmesh/policy/ and deptmesh/usage/: the platform's token"),
+    ):
         command.add_argument(
             "--consul-address",
             default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
             help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
+        )
+        command.add_argument(
+            "--consul-token-file",
+            type=Path,
+            help=f"the file holding the Consul ACL token to ask with ({needs}; default"
+            " $CONSUL_HTTP_TOKEN_FILE, else the token in $CONSUL_HTTP_TOKEN)",
         )
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"

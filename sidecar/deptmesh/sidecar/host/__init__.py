@@ -9,7 +9,7 @@ its `build(host: HostContext) -> Closer`) and its `__main__` calls
   registry, certificate, access and quota policies, tracing, access log;
 - lifecycle.py: start (build, serve, metrics endpoint, registration with a
   gRPC health check on the health-only port, usage reports) and drain;
-- registration.py: the instance as the registry knows it;
+- registration.py: the instance as the registry knows it, kept registered;
 - outbound.py: the channels a department opens to others (`host.connect`);
 - process.py: a department as a child process, for the demo and the tests.
 

@@ -107,8 +107,9 @@ def _stop_now(server: Server) -> None:
 def start_department(department: Department, options: HostOptions, mesh: Mesh) -> HostedDepartment:
     """Builds, starts and registers `department`; raises (having undone it all) if it cannot.
 
-    Registration failing raises ControlPlaneUnavailable; `department.build` may
-    raise ValueError for a setting it cannot run with.
+    Registration failing raises ControlPlaneUnavailable (ControlPlaneRefused when
+    Consul refuses the token); `department.build` may raise ValueError for a
+    setting it cannot run with.
     """
     name = department.name
     server = _server_for(name, mesh)

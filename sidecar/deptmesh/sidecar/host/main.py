@@ -6,8 +6,10 @@
 It parses the flags, configures logging, wires the mesh (Consul, or policy
 files without it), starts the department (lifecycle.py), prints one line,
 `<name> serving on HOST:PORT`, and serves until SIGTERM or SIGINT. Then it
-drains and exits 0. Exit status 1: Consul could not be asked at start;
-2: a bad flag or setting. Either way nothing is left registered or running.
+drains and exits 0. Exit status 1: Consul could not be asked at start
+(`consul_unreachable`) or refused the department's token (`consul_refused`,
+one line naming what was refused, never the token); 2: a bad flag or setting.
+Either way nothing is left registered or running.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from types import FrameType
 
 import structlog
 
-from deptmesh.sidecar.errors import ControlPlaneUnavailable
+from deptmesh.sidecar.errors import ControlPlaneRefused, ControlPlaneUnavailable
 from deptmesh.sidecar.host.department import Department
 from deptmesh.sidecar.host.lifecycle import start_department
 from deptmesh.sidecar.host.mesh import wire_mesh
@@ -94,6 +96,9 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
     try:
         try:
             mesh = wire_mesh(department.name, options, log_file)
+        except ControlPlaneRefused as error:
+            log.error("consul_refused", error=str(error))
+            return 1
         except ControlPlaneUnavailable as error:
             log.error("consul_unreachable", error=str(error))
             return 1
@@ -101,6 +106,10 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
             usage_error(department, str(error), prog=prog)
         try:
             hosted = start_department(department, options, mesh)
+        except ControlPlaneRefused as error:
+            mesh.close()
+            log.error("consul_refused", error=str(error))
+            return 1
         except ControlPlaneUnavailable as error:
             mesh.close()
             log.error("consul_unreachable", error=str(error))

@@ -73,13 +73,18 @@ class Mesh:
 def wire_mesh(name: str, options: HostOptions, log_file: TextIO) -> Mesh:
     """The mesh `options` describe for department `name`, access log into `log_file`.
 
-    Raises ControlPlaneUnavailable when Consul cannot be asked, and ValueError
-    naming the flag when a policy file cannot be used; whatever was started by
-    then is stopped first.
+    Raises ControlPlaneUnavailable when Consul cannot be asked,
+    ControlPlaneRefused when it refuses the token, and ValueError naming the
+    flag or file when a policy or token file cannot be used; whatever was
+    started by then is stopped first.
     """
     with contextlib.ExitStack() as started:
         mesh = (
-            _from_consul(name, ConsulRegistry(options.consul_address), started)
+            _from_consul(
+                name,
+                ConsulRegistry(options.consul_address, token_file=options.consul_token_file),
+                started,
+            )
             if options.consul_address is not None
             else _from_files(options)
         )
@@ -100,7 +105,9 @@ def wire_mesh(name: str, options: HostOptions, log_file: TextIO) -> Mesh:
 
 def _from_consul(name: str, registry: ConsulRegistry, started: contextlib.ExitStack) -> Mesh:
     # Each source asks Consul once before it returns (ControlPlaneUnavailable if
-    # it cannot), then follows its key with a watch of its own.
+    # it cannot, ControlPlaneRefused if the token may not), then follows its key
+    # with a watch of its own. The leaf comes first: a token that is not this
+    # department's is refused there, before anything else is asked.
     identity = ConsulConnectIdentity(registry, name)
     started.callback(identity.stop)
     policy = ConsulAccessPolicy(registry)

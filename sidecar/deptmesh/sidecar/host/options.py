@@ -39,6 +39,9 @@ class HostOptions:
     drain_seconds: float
     # The Consul agent; None runs unregistered (plaintext, development only).
     consul_address: str | None
+    # The file holding this department's Consul ACL token; None: $CONSUL_HTTP_TOKEN_FILE,
+    # else $CONSUL_HTTP_TOKEN, read by the registry. The token itself is never an option.
+    consul_token_file: Path | None
     # Without Consul: the access policy and quota policy files, if any.
     policy_file: Path | None
     quota_policy_file: Path | None
@@ -89,6 +92,12 @@ def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser
         "--consul-address",
         default=os.environ.get("CONSUL_HTTP_ADDR"),
         help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR; none: run unregistered)",
+    )
+    host.add_argument(
+        "--consul-token-file",
+        type=Path,
+        help="the file holding this department's Consul ACL token (default"
+        " $CONSUL_HTTP_TOKEN_FILE, else the token in $CONSUL_HTTP_TOKEN)",
     )
     host.add_argument(
         "--policy-file",
@@ -178,6 +187,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
     ):
         if not seconds >= 0:  # NaN too
             parser.error(f"{flag} must be 0 or more seconds, got {seconds}")
+    if args.consul_token_file is not None and not args.consul_address:
+        parser.error("--consul-token-file is for Consul: give --consul-address too")
     for flag, value in (
         ("--policy-file", args.policy_file),
         ("--quota-policy-file", args.quota_policy_file),

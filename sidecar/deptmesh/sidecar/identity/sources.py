@@ -7,6 +7,8 @@ until something changes: a new object makes callers compare it by value.
 
 - ConsulConnectIdentity: the leaf and roots from the local Consul agent, kept
   current by blocking queries, so a renewed leaf or rotated CA needs no restart.
+  When Consul refuses the token (revoked, say) the service keeps serving on the
+  leaf it has until that expires, and logs so once (`connect_leaf_refused`).
 - dev_ca_identity: a leaf from the in-memory DevCertificateAuthority.
 - FileIdentity: PEM files on disk (SPIRE, cert-manager), re-read when they change.
 """
@@ -23,6 +25,7 @@ from typing import Any
 import structlog
 
 from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.registry.watch import follow
 from deptmesh.sidecar.control_plane import asking_consul
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
@@ -81,17 +84,19 @@ class ConsulConnectIdentity:
         self._service = service
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self._registry = registry
         with asking_consul(f"the Connect leaf of {service}"):
-            leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
+            leaf_index, self._leaf = self._fetch_leaf(0, 0)
             roots_index, self._roots = registry.connect_roots(0, 0)
         self._identity = self._build()
         follow(
             f"connect-leaf-{service}",
-            lambda index, wait: registry.connect_leaf(service, index, wait),
+            self._fetch_leaf,
             self._leaf_renewed,
             self._stopping,
             index=leaf_index,
             wait_seconds=wait_seconds,
+            on_refused=self._leaf_refused,
         )
         follow(
             "connect-roots",
@@ -104,6 +109,13 @@ class ConsulConnectIdentity:
 
     def __call__(self) -> ServerIdentity:
         return self._identity
+
+    def _fetch_leaf(self, index: int, wait_seconds: float) -> tuple[int, Any]:
+        found: tuple[int, Any] = self._registry.connect_leaf(self._service, index, wait_seconds)
+        # The agent hands out a cached leaf even to a token revoked since; ask
+        # whether the token still may act as the service (RegistryRefused if not).
+        self._registry.confirm_service_identity(self._service, found[1]["ServiceURI"])
+        return found
 
     def stop(self) -> None:
         self._stopping.set()
@@ -124,6 +136,15 @@ class ConsulConnectIdentity:
             self._leaf = leaf
             self._identity = self._build()
         _log.info("connect_leaf_renewed", service=self._service)
+
+    def _leaf_refused(self, error: RegistryRefused) -> None:
+        _log.error(
+            "connect_leaf_refused",
+            service=self._service,
+            error=str(error),
+            serving="on the current leaf until it expires; it will not be renewed",
+            valid_until=self._leaf.get("ValidBefore", "unknown"),
+        )
 
     def _roots_rotated(self, roots: Any) -> None:
         with self._lock:

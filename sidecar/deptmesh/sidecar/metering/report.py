@@ -3,6 +3,9 @@
 Each instance writes its metering stage's snapshot as JSON to
 `deptmesh/usage/<service>/<instance id>` every few seconds (only when it
 changed) and once more when it stops, from a thread: nothing on the call path.
+A department's Consul token may write under its own service's prefix only. A
+report that fails is logged (`usage_report_failed`; a refused one once,
+`usage_report_refused`, until one succeeds again) and tried again next time.
 """
 
 from __future__ import annotations
@@ -12,13 +15,13 @@ import threading
 
 import structlog
 
+from deptmesh.registry.acl import USAGE_PREFIX
 from deptmesh.registry.consul import ConsulRegistry
-from deptmesh.registry.protocol import RegistryUnavailable
+from deptmesh.registry.protocol import RegistryRefused, RegistryUnavailable
 from deptmesh.sidecar.metering.stage import MeteringStage
 
 __all__ = ["USAGE_PREFIX", "UsageReporter"]
 
-USAGE_PREFIX = "deptmesh/usage/"
 _log = structlog.get_logger("deptmesh.sidecar")
 
 
@@ -38,6 +41,7 @@ class UsageReporter:
         self._interval = interval_seconds
         self._stopping = threading.Event()
         self._published = ""
+        self._refused = False
         self._thread = threading.Thread(target=self._run, name="usage-report", daemon=True)
         self._thread.start()
 
@@ -60,9 +64,15 @@ class UsageReporter:
             return
         try:
             self._registry.kv_put(self._key, document)
+        except RegistryRefused as error:
+            if not self._refused:
+                _log.error("usage_report_refused", reason=str(error))
+            self._refused = True
+            return
         except RegistryUnavailable as error:
             _log.warning("usage_report_failed", reason=str(error))
             return
+        self._refused = False
         self._published = document
 
     def _run(self) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from deptmesh.registry.acl import POLICY_PREFIX
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.model import ServiceInstance
 from deptmesh.registry.watch import ServiceWatch
@@ -21,7 +22,8 @@ from deptmesh.sidecar.quotas.policy import NO_QUOTAS, QuotaPolicy, parse_quota_p
 
 __all__ = ["QUOTA_POLICY_KEY", "ConsulReplicaCount", "consul_quota_policy", "file_quota_policy"]
 
-QUOTA_POLICY_KEY = "deptmesh/policy/quotas"
+# Under the prefix every department's token may read and only the platform's may write.
+QUOTA_POLICY_KEY = f"{POLICY_PREFIX}quotas"
 
 
 def consul_quota_policy(
