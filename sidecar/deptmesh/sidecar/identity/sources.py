@@ -86,7 +86,8 @@ class ConsulConnectIdentity:
         self._lock = threading.Lock()
         self._registry = registry
         with asking_consul(f"the Connect leaf of {service}"):
-            leaf_index, self._leaf = self._fetch_leaf(0, 0)
+            leaf_index, self._leaf = registry.connect_leaf(service, 0, 0)
+            self._confirm_token()
             roots_index, self._roots = registry.connect_roots(0, 0)
         self._identity = self._build()
         follow(
@@ -110,11 +111,15 @@ class ConsulConnectIdentity:
     def __call__(self) -> ServerIdentity:
         return self._identity
 
-    def _fetch_leaf(self, index: int, wait_seconds: float) -> tuple[int, Any]:
-        found: tuple[int, Any] = self._registry.connect_leaf(self._service, index, wait_seconds)
+    def _confirm_token(self) -> None:
         # The agent hands out a cached leaf even to a token revoked since; ask
         # whether the token still may act as the service (RegistryRefused if not).
-        self._registry.confirm_service_identity(self._service, found[1]["ServiceURI"])
+        self._registry.confirm_service_identity(self._service, self._leaf["ServiceURI"])
+
+    def _fetch_leaf(self, index: int, wait_seconds: float) -> tuple[int, Any]:
+        # Confirmed before each wait, so a revocation is seen at once, not a wait later.
+        self._confirm_token()
+        found: tuple[int, Any] = self._registry.connect_leaf(self._service, index, wait_seconds)
         return found
 
     def stop(self) -> None:
