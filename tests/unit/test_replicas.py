@@ -10,8 +10,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
+from deptmesh.services.finance import demo_data as finance_demo_data
 from deptmesh.services.finance.records import NewPayout, NewReservation
 from deptmesh.services.finance.store import FinanceStore
+from deptmesh.services.hr import demo_data as hr_demo_data
+from deptmesh.services.hr.store import HrStore
 from deptmesh.services.money import NANOS_PER_UNIT, Amount
 from deptmesh.services.pagination import Page
 from deptmesh.services.reimbursement.store import ClaimStore, NewClaim
@@ -160,3 +163,21 @@ class TestTripReplicas:
 
         assert len({result.trip_id for result in outcomes}) == 1
         assert len(replicas[0].page(Page(100, None), "")) == 1
+
+
+class TestSeedingReplicas:
+    """Replicas started together on a new database each load the demo data: it is loaded
+    once and no replica fails to start."""
+
+    def test_finance_budgets_loaded_once(self, open_replicas):
+        replicas = open_replicas(FinanceStore)
+        outcomes = at_once(replicas, finance_demo_data.seed)
+        assert outcomes == [None] * REPLICAS
+        assert replicas[0].get_budget("CC-ENG").allocated == finance_demo_data.BUDGETS["CC-ENG"]
+
+    def test_hr_company_loaded_once(self, open_replicas):
+        replicas = open_replicas(HrStore)
+        outcomes = at_once(replicas, hr_demo_data.seed)
+        assert outcomes == [None] * REPLICAS
+        listed = replicas[0].list_employees(Page(size=100, after=""), cost_center_id="")
+        assert [e.employee_id for e in listed] == ["E1000", "E1001", "E1002", "E1003", "E1004"]

@@ -14,7 +14,4 @@ BUDGETS = {
 
 def seed(store: FinanceStore) -> None:
     """Loads the demo budgets into an empty database; leaves a non-empty one alone."""
-    if not store.is_empty():
-        return
-    for cost_center_id, allocated in BUDGETS.items():
-        store.add_budget(cost_center_id, allocated)
+    store.add_budgets_if_empty(BUDGETS)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import replace
 
 from deptmesh.services.database import DatabaseTarget, Row, Schema, Transaction, open_database
@@ -281,6 +282,20 @@ class FinanceStore:
                 "INSERT INTO budgets (cost_center_id, currency, allocated_nanos) VALUES (?, ?, ?)",
                 (cost_center_id, allocated.currency, allocated.nanos),
             )
+
+    def add_budgets_if_empty(self, budgets: Mapping[str, Amount]) -> None:
+        """Adds `budgets` to a database that has none, in one transaction. Replicas starting
+        together on one database may all call it: whichever commits first adds them, the
+        others add nothing and fail on nothing."""
+        with self._db.write() as tx:
+            if tx.fetch_one("SELECT 1 FROM budgets LIMIT 1") is not None:
+                return
+            for cost_center_id, allocated in budgets.items():
+                tx.execute(
+                    "INSERT INTO budgets (cost_center_id, currency, allocated_nanos)"
+                    " VALUES (?, ?, ?) ON CONFLICT (cost_center_id) DO NOTHING",
+                    (cost_center_id, allocated.currency, allocated.nanos),
+                )
 
     def get_budget(self, cost_center_id: str) -> Budget | None:
         with self._db.read() as tx:

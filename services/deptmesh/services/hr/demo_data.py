@@ -21,9 +21,4 @@ EMPLOYEES = (
 
 def seed(store: HrStore) -> None:
     """Loads the demo company into an empty database; leaves a non-empty one alone."""
-    if not store.is_empty():
-        return
-    for cost_center in COST_CENTERS:
-        store.add_cost_center(cost_center)
-    for employee in EMPLOYEES:  # managers come before their reports
-        store.add_employee(employee)
+    store.add_company_if_empty(COST_CENTERS, EMPLOYEES)  # managers before their reports

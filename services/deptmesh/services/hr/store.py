@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
-from deptmesh.services.database import DatabaseTarget, Row, Schema, open_database
+from deptmesh.services.database import DatabaseTarget, Row, Schema, Transaction, open_database
 from deptmesh.services.pagination import Page
 
 _TABLES = """
@@ -71,25 +72,25 @@ class HrStore:
 
     def add_cost_center(self, cost_center: CostCenter) -> None:
         with self._db.write() as tx:
-            tx.execute(
-                "INSERT INTO cost_centers (cost_center_id, name, owner_id) VALUES (?, ?, ?)",
-                (cost_center.cost_center_id, cost_center.name, cost_center.owner_id),
-            )
+            _insert_cost_center(tx, cost_center)
 
     def add_employee(self, employee: Employee) -> None:
         with self._db.write() as tx:
-            tx.execute(
-                "INSERT INTO employees (employee_id, display_name, email, manager_id,"
-                " cost_center_id, title) VALUES (?, ?, ?, ?, ?, ?)",
-                (
-                    employee.employee_id,
-                    employee.display_name,
-                    employee.email,
-                    employee.manager_id or None,
-                    employee.cost_center_id,
-                    employee.title,
-                ),
-            )
+            _insert_employee(tx, employee)
+
+    def add_company_if_empty(
+        self, cost_centers: Iterable[CostCenter], employees: Iterable[Employee]
+    ) -> None:
+        """Adds a company (managers before their reports) to a database that has no
+        employees, in one transaction. Replicas starting together on one database may all
+        call it: whichever commits first adds it, the others add nothing and fail on nothing."""
+        with self._db.write() as tx:
+            if tx.fetch_one("SELECT 1 FROM employees LIMIT 1") is not None:
+                return
+            for cost_center in cost_centers:
+                _insert_cost_center(tx, cost_center, " ON CONFLICT (cost_center_id) DO NOTHING")
+            for employee in employees:
+                _insert_employee(tx, employee, " ON CONFLICT (employee_id) DO NOTHING")
 
     def get_employee(self, employee_id: str) -> Employee | None:
         with self._db.read() as tx:
@@ -130,3 +131,25 @@ class HrStore:
         if row is None:
             return None
         return CostCenter(row["cost_center_id"], row["name"], row["owner_id"])
+
+
+def _insert_cost_center(tx: Transaction, cost_center: CostCenter, on_conflict: str = "") -> None:
+    tx.execute(
+        "INSERT INTO cost_centers (cost_center_id, name, owner_id) VALUES (?, ?, ?)" + on_conflict,
+        (cost_center.cost_center_id, cost_center.name, cost_center.owner_id),
+    )
+
+
+def _insert_employee(tx: Transaction, employee: Employee, on_conflict: str = "") -> None:
+    tx.execute(
+        "INSERT INTO employees (employee_id, display_name, email, manager_id,"
+        " cost_center_id, title) VALUES (?, ?, ?, ?, ?, ?)" + on_conflict,
+        (
+            employee.employee_id,
+            employee.display_name,
+            employee.email,
+            employee.manager_id or None,
+            employee.cost_center_id,
+            employee.title,
+        ),
+    )
