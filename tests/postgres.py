@@ -24,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -60,10 +61,17 @@ def _free_port() -> int:
 class PostgresServer:
     """One running server: `create_database()` gives each test its own database's URL."""
 
-    def __init__(self, directory: Path, process: subprocess.Popen[bytes], port: int) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        process: subprocess.Popen[bytes],
+        port: int,
+        launch: Callable[[int], subprocess.Popen[bytes]],
+    ) -> None:
         self.directory = directory
         self.port = port
         self._process = process
+        self._launch = launch
         self._names = itertools.count(1)
 
     @property
@@ -95,44 +103,68 @@ class PostgresServer:
     def _start_on_a_free_port(
         cls, binaries: Path, directory: Path, user: pwd.struct_passwd | None
     ) -> PostgresServer:
-        for _ in range(3):  # another process may take the free port first
-            port = _free_port()
-            log = directory / "server.log"
-            with log.open("wb") as output:
-                process = subprocess.Popen(
-                    [
-                        binaries / "postgres",
-                        *("-D", directory / "data", "-p", str(port)),
-                        *("-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories="),
-                        # A throwaway server: durability buys the tests nothing.
-                        *("-c", "fsync=off", "-c", "synchronous_commit=off"),
-                        *("-c", "full_page_writes=off", "-c", "max_connections=300"),
-                    ],
+        log = directory / "server.log"
+
+        def launch(port: int) -> subprocess.Popen[bytes]:
+            with log.open("ab") as output:
+                return subprocess.Popen(
+                    _as_user(
+                        user,
+                        [
+                            binaries / "postgres",
+                            *("-D", directory / "data", "-p", str(port)),
+                            *("-c", "listen_addresses=127.0.0.1"),
+                            *("-c", "unix_socket_directories="),
+                            # A throwaway server: durability buys the tests nothing.
+                            *("-c", "fsync=off", "-c", "synchronous_commit=off"),
+                            *("-c", "full_page_writes=off", "-c", "max_connections=300"),
+                        ],
+                    ),
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     cwd=directory,
-                    **_user_arguments(user),
                 )
-            server = cls(directory, process, port)
+
+        for _ in range(3):  # another process may take the free port first
+            port = _free_port()
+            server = cls(directory, launch(port), port, launch)
             if server._wait_until_ready():
+                server._create_test_database()
                 return server
             server._stop_process()
         pytest.fail(f"PostgreSQL did not start:\n{log.read_text(errors='replace')}", pytrace=False)
 
     def _wait_until_ready(self) -> bool:
-        """Polls until the server answers, then makes the test database."""
+        """Polls until the server answers (nothing to wait on: it has no readiness signal)."""
         deadline = time.monotonic() + _READY_SECONDS
-        server = f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
         while self._process.poll() is None and time.monotonic() < deadline:
             try:
-                connection = psycopg.connect(server, connect_timeout=2, autocommit=True)
+                psycopg.connect(self._server_url, connect_timeout=2).close()
             except psycopg.OperationalError:
                 time.sleep(0.05)
                 continue
-            with connection:
-                connection.execute(f"CREATE DATABASE {_DATABASE}")
             return True
         return False
+
+    @property
+    def _server_url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _create_test_database(self) -> None:
+        with psycopg.connect(self._server_url, autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {_DATABASE}")
+
+    def restart(self) -> None:
+        """A fast shutdown (every session ended) and a start on the same port and data."""
+        self._stop_process()
+        self._process = self._launch(self.port)
+        if not self._wait_until_ready():
+            log = (self.directory / "server.log").read_text(errors="replace")[-2000:]
+            pytest.fail(
+                f"PostgreSQL did not come back after a restart (exit {self._process.poll()}):"
+                f"\n{log}",
+                pytrace=False,
+            )
 
     def create_database(self) -> str:
         """A new, empty database (a schema of its own); its URL."""
@@ -169,21 +201,37 @@ def _as_unprivileged(directory: Path) -> pwd.struct_passwd | None:
     return user
 
 
-def _user_arguments(user: pwd.struct_passwd | None) -> dict[str, object]:
-    if user is None:
-        return {}
-    return {"user": user.pw_uid, "group": user.pw_gid, "extra_groups": []}
+def _as_user(user: pwd.struct_passwd | None, command: list[object]) -> list[str]:
+    """`command`, run as `user` through util-linux's setpriv.
+
+    Not Popen's user= and group=: those make Python fork() rather than vfork(),
+    and a fork runs gRPC's fork handlers, which abort the child when gRPC
+    threads are busy in the parent (a benchmark restarting the server under load).
+    """
+    as_user = (
+        []
+        if user is None
+        else [
+            *(
+                "setpriv",
+                f"--reuid={user.pw_uid}",
+                f"--regid={user.pw_gid}",
+                "--clear-groups",
+                "--",
+            ),
+        ]
+    )
+    return [*as_user, *(str(part) for part in command)]
 
 
 def _run(command: list[object], directory: Path, user: pwd.struct_passwd | None) -> None:
     result = subprocess.run(
-        [str(part) for part in command],
+        _as_user(user, command),
         cwd=directory,
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
-        **_user_arguments(user),
     )
     if result.returncode != 0:
         pytest.fail(f"{command[0]} failed:\n{result.stdout}\n{result.stderr}", pytrace=False)

@@ -193,6 +193,16 @@ class AgentProcess:
             process.kill()
             process.wait()
 
+    def pause(self) -> None:
+        """SIGSTOP: the agent is frozen, answering nothing, until `resume()`."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        """SIGCONT: a paused agent carries on where it stopped."""
+        if self._process is not None:
+            self._process.send_signal(signal.SIGCONT)
+
     def forget_state(self) -> None:
         """Empties the data folder of a stopped agent: it restarts knowing nothing."""
         if self.running:

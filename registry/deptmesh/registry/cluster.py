@@ -72,6 +72,12 @@ class ClusterMember:
     def kill(self) -> None:
         self.process.kill()
 
+    def pause(self) -> None:
+        self.process.pause()
+
+    def resume(self) -> None:
+        self.process.resume()
+
     def forget_state(self) -> None:
         self.process.forget_state()
 

@@ -65,7 +65,9 @@ class ClusterMesh:
     `placement` maps a host's name (`host-a`) to the departments it runs; a
     department on several hosts has a replica on each, over one database.
     `callers` are the names of the Connect services the test calls as, each
-    with the intentions `allow` lists ((source, destination) pairs).
+    with the intentions `allow` lists ((source, destination) pairs). A
+    department's replicas share a SQLite file in `workdir`, or the
+    `databases` URL given for it (postgresql://...).
     """
 
     def __init__(
@@ -76,9 +78,11 @@ class ClusterMesh:
         *,
         callers: Iterable[str] = (),
         allow: Iterable[tuple[str, str]] = (),
+        databases: Mapping[str, str] | None = None,
     ) -> None:
         self.cluster = cluster
         self.workdir = workdir
+        self._databases = dict(databases or {})
         self._placement = placement
         self._callers = list(callers)
         self._allow = list(allow)
@@ -118,7 +122,7 @@ class ClusterMesh:
         process = DepartmentProcess(
             f"deptmesh.services.{name}",
             [
-                *("--port", "0", "--db", str(self.workdir / f"{name}.db"), "--seed-demo-data"),
+                *("--port", "0", "--db", self.database(name), "--seed-demo-data"),
                 *("--consul-address", host.address, "--consul-token-file", str(token)),
                 *("--drain-seconds", "0.5", "--grace-seconds", "5", "--trace-exporter", "none"),
             ],
@@ -127,6 +131,10 @@ class ClusterMesh:
         self.processes.append((host, process))
         process.start()
         return process
+
+    def database(self, name: str) -> str:
+        """What the replicas of `name` are given as `--db`."""
+        return self._databases.get(name, str(self.workdir / f"{name}.db"))
 
     def stop_department(self, process: DepartmentProcess) -> int:
         """Drains one replica and forgets it; its exit code."""
