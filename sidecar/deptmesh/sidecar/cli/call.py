@@ -18,7 +18,6 @@ request, a file that cannot be read, a malformed address).
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from collections.abc import Callable
 from contextlib import ExitStack
@@ -30,32 +29,21 @@ from google.protobuf import json_format, message_factory
 from google.protobuf.descriptor import Descriptor, MethodDescriptor
 
 from deptmesh.registry.cache import EndpointCache
-from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.channel import ServiceChannel, connect
-from deptmesh.sidecar.cli.consul_access import ConsulAccess, consul_access
+from deptmesh.sidecar.cli.acting_as import (
+    EXIT_FAILED,
+    CommandRefused,
+    ConsulAccess,
+    add_consul_arguments,
+    bad_invocation,
+    consul_access,
+    leaf_of,
+)
 from deptmesh.sidecar.cli.contracts import Contracts, MethodName, parse_method_name
 from deptmesh.sidecar.cli.details import explain_failure
 from deptmesh.sidecar.cli.reflected_contracts import reflected_method
-from deptmesh.sidecar.errors import ControlPlaneRefused, ControlPlaneUnavailable
-from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 
-__all__ = ["EXIT_BAD_INVOCATION", "EXIT_CALL_FAILED", "add_call_command"]
-
-EXIT_CALL_FAILED = 1
-EXIT_BAD_INVOCATION = 2
-_HOST_PORT = re.compile(r"(?:http://)?[^:/\s]*:\d{1,5}")
-
-
-class _Refusal(Exception):
-    """Ends the command: a one-line message and the exit status."""
-
-    def __init__(self, message: str, status: int) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-def _bad(message: str) -> _Refusal:
-    return _Refusal(message, EXIT_BAD_INVOCATION)
+__all__ = ["add_call_command"]
 
 
 def _positive_seconds(text: str) -> float:
@@ -104,25 +92,15 @@ def add_call_command(commands: Any) -> None:
         metavar="SECONDS",
         help="the call's deadline (default 5)",
     )
-    call.add_argument(
-        "--consul-address",
-        help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR, else the local mesh of"
-        " `deptmesh dev up`, else 127.0.0.1:8500)",
-    )
-    call.add_argument(
-        "--consul-token-file",
-        type=Path,
-        help="the file holding IDENTITY's Consul ACL token (default $CONSUL_HTTP_TOKEN_FILE,"
-        " else $CONSUL_HTTP_TOKEN; with the local mesh, the token it made for IDENTITY)",
-    )
+    add_consul_arguments(call)
 
 
 def _run(args: argparse.Namespace) -> int:
     try:
         print(_call(args))
-    except _Refusal as refusal:
-        for line in str(refusal).splitlines():
-            print(f"deptmesh call: {line}" if line[:1] != " " else line, file=sys.stderr)
+    except CommandRefused as refusal:
+        first, *details = str(refusal).splitlines()
+        print(f"deptmesh call: {first}", *details, sep="\n", file=sys.stderr)
         return refusal.status
     return 0
 
@@ -136,16 +114,16 @@ def _request_json(argument: str) -> str:
             return path.read_text()
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or error
-            raise _bad(f"--json {argument}: cannot read {path}: {reason}") from None
+            raise bad_invocation(f"--json {argument}: cannot read {path}: {reason}") from None
     return argument
 
 
 def _call(args: argparse.Namespace) -> str:
-    """The response as JSON; raises _Refusal with what to print otherwise."""
+    """The response as JSON; raises CommandRefused with what to print otherwise."""
     try:
         name = parse_method_name(args.method)
     except ValueError as error:
-        raise _bad(str(error)) from None
+        raise bad_invocation(str(error)) from None
     text = _request_json(args.json)
     method = Contracts.installed().method(name)
     if method is not None:
@@ -168,24 +146,7 @@ def _channel(
     service: str, identity: str, access: ConsulAccess, timeout: float, opened: ExitStack
 ) -> ServiceChannel:
     """A channel to `service`'s instances presenting `identity`'s leaf, closed with `opened`."""
-    if not _HOST_PORT.fullmatch(access.address):
-        raise _bad(f"the Consul address {access.address!r} is not HOST:PORT")
-    try:
-        registry = ConsulRegistry(access.address, token_file=access.token_file)
-    except ValueError as error:  # a token file that cannot be used
-        raise _bad(str(error)) from None
-    try:
-        leaf = ConsulConnectIdentity(registry, identity)
-    except ControlPlaneRefused as error:
-        hint = (
-            f"; the local mesh in {access.local_mesh.directory} has no token for {identity}"
-            if access.local_mesh is not None and access.token_file is None
-            else f"; give {identity}'s token with --consul-token-file"
-        )
-        raise _Refusal(f"{error}{hint}", EXIT_CALL_FAILED) from None
-    except ControlPlaneUnavailable as error:
-        raise _Refusal(str(error), EXIT_CALL_FAILED) from None
-    opened.callback(leaf.stop)
+    registry, leaf = leaf_of(identity, access, opened)
     cache = EndpointCache(registry)
     opened.callback(cache.close)
     return opened.enter_context(connect(service, cache, identity=leaf, default_timeout=timeout))
@@ -197,9 +158,9 @@ def _reflected(channel: ServiceChannel, service: str, name: MethodName) -> Metho
     except grpc.RpcError as error:
         first, *details = explain_failure(error)
         asking = f"asking {service}'s reflection for {name.service}"
-        raise _Refusal("\n".join([f"{asking}: {first}", *details]), EXIT_CALL_FAILED) from None
+        raise CommandRefused("\n".join([f"{asking}: {first}", *details]), EXIT_FAILED) from None
     if method is None:
-        raise _bad(
+        raise bad_invocation(
             f"{name.path}: no installed contract has it, and {service} does not serve it"
             " (asked its reflection)"
         )
@@ -212,13 +173,15 @@ def _message_class(descriptor: Descriptor) -> Any:
 
 def _encode(method: MethodDescriptor, text: str) -> Any:
     if method.client_streaming or method.server_streaming:
-        raise _bad(f"{method.full_name} streams; deptmesh call makes unary calls only")
+        raise bad_invocation(f"{method.full_name} streams; deptmesh call makes unary calls only")
     request = _message_class(method.input_type)()
     try:
         json_format.Parse(text, request)
     except json_format.ParseError as error:
         detail = " ".join(str(error).split())
-        raise _bad(f"--json does not fit {method.input_type.full_name}: {detail}") from None
+        raise bad_invocation(
+            f"--json does not fit {method.input_type.full_name}: {detail}"
+        ) from None
     return request
 
 
@@ -226,7 +189,7 @@ def _answered(call: Callable[..., Any], request: Any, timeout: float) -> Any:
     try:
         return call(request, timeout=timeout)
     except grpc.RpcError as error:
-        raise _Refusal("\n".join(explain_failure(error)), EXIT_CALL_FAILED) from None
+        raise CommandRefused("\n".join(explain_failure(error)), EXIT_FAILED) from None
 
 
 def _as_json(message: Any) -> str:

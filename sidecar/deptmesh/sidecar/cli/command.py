@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deptmesh.sidecar.cli.call import add_call_command
+from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
 from deptmesh.sidecar.cli.tables import table
 
@@ -170,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
     add_call_command(commands)
     add_describe_command(commands)
+    add_certificate_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )
