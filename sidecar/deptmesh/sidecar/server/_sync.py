@@ -14,7 +14,6 @@ from typing import Any
 import grpc
 from google.protobuf.descriptor import ServiceDescriptor
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from deptmesh.sidecar.authorization.stage import PolicySource
 from deptmesh.sidecar.chain import ChainInterceptor
@@ -22,6 +21,7 @@ from deptmesh.sidecar.identity.sources import IdentitySource, ServerIdentity
 from deptmesh.sidecar.metering.stage import MeteringStage
 from deptmesh.sidecar.quotas.stage import QuotaStage
 from deptmesh.sidecar.server._binding import SERVER_OPTIONS, bind, health_only_address
+from deptmesh.sidecar.server._reflection import enable_reflection
 from deptmesh.sidecar.server.stages import server_chain
 from deptmesh.sidecar.tracing import Tracing
 
@@ -81,9 +81,7 @@ class Server:
     def start(self, address: str = "127.0.0.1:0") -> int:
         """Starts serving on `address` (port 0 picks a free port); returns the bound port."""
         port = bind(self._grpc, address, self._identity_source)
-        reflection.enable_server_reflection(
-            [*self._service_names, health.SERVICE_NAME, reflection.SERVICE_NAME], self._grpc
-        )
+        enable_reflection(self._service_names, self._grpc)
         self._grpc.start()
         self.health_port = port
         if self._identity_source is not None:
