@@ -134,10 +134,23 @@ def spawn(
         )
     finally:
         os.chdir(here)
+    _wait_for_exec(pid, tuple(argv))
     start_time = _start_time(pid)
     if start_time is None:  # exited already, and was reaped: nothing is left to record
         start_time = -1
     return DetachedProcess(name, pid, start_time, tuple(argv), log)
+
+
+def _wait_for_exec(pid: int, argv: tuple[str, ...], timeout: float = 10.0) -> None:
+    """Polls until /proc shows `argv` as `pid`'s command line, or it has exited: for a
+    moment after posix_spawn returns, the child may still show no command line, and
+    would not yet be recognised as the process recorded."""
+    deadline = time.monotonic() + timeout
+    while _command_line(pid) != argv and time.monotonic() < deadline:
+        fields = _stat_fields(pid)
+        if fields is None or fields[0] in ("Z", "X"):
+            return
+        time.sleep(0.001)
 
 
 def stop_all(processes: Sequence[DetachedProcess], timeout: float) -> list[DetachedProcess]:
