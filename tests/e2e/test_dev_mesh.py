@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -147,6 +148,30 @@ class TestDevUp:
         `deptmesh call ... --as reimbursement` does."""
         employee = get_employee(running_mesh, "reimbursement", "E1002")
         assert (employee.employee_id, employee.display_name) == ("E1002", "Alan Turing")
+
+    def test_the_printed_trace_command_shows_a_call(self, running_mesh):
+        """The `deptmesh trace --last --store ...` that `up` printed shows the call just made
+        through the mesh: hr's departments write their spans where it looks."""
+        [command] = [
+            line.strip()
+            for line in running_mesh.up().stdout.splitlines()
+            if line.strip().startswith("deptmesh trace --last")
+        ]
+        get_employee(running_mesh, "reimbursement", "E1003")
+
+        def shown() -> str:
+            finished = subprocess.run(
+                [str(DEPTMESH), *shlex.split(command)[1:]],
+                capture_output=True,
+                text=True,
+                check=False,
+                env=running_mesh.environ,
+                timeout=30,
+            )
+            return finished.stdout if "EmployeeService/GetEmployee" in finished.stdout else ""
+
+        # The department writes its spans in batches, off the call's path.
+        assert "from reimbursement" in wait_for(shown, timeout=30, what="hr's span in the store")
 
     def test_the_company_policy_is_applied(self, running_mesh):
         """The method rules are in force too: finance may call travel (an intention), but

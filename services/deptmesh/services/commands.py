@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+__all__ = ["add_demo_command", "add_dev_command"]
+
 
 def _run_demo(_: argparse.Namespace) -> int:
     from deptmesh.services import demo  # imported when run: `deptmesh --help` stays quick

@@ -74,7 +74,7 @@ def up(layout: MeshLayout, say: Say, timeout: float) -> MeshRecord:
         else:
             if record is not None:
                 say("the previous local mesh's Consul agent is gone (and its tokens with it)")
-                _stop(record.processes, say, timeout)
+                _stop(record, say, timeout)
                 remove_record(layout.record)
             record = _start_anew(layout, say, timeout)
         write_local_mesh(layout.directory, record.consul_address)
@@ -135,15 +135,16 @@ def _start_departments(
     return record
 
 
-def _stop(what: MeshRecord | Sequence[DetachedProcess], say: Say, timeout: float) -> None:
-    """Stops the recorded processes still running, and says what became of each."""
-    processes = what.processes if isinstance(what, MeshRecord) else list(what)
-    signalled = {id(process) for process in stop_all(processes, timeout)}
-    for process in processes:
-        if id(process) in signalled:
-            say(f"stopped {process.name} (pid {process.pid})")
-        else:
-            say(f"{process.name} (pid {process.pid}) was no longer running")
+def _stop(record: MeshRecord, say: Say, timeout: float) -> None:
+    """Stops the recorded processes still running, the departments first (they leave Consul
+    as they drain), then the agent; says what became of each."""
+    for wave in (list(record.departments.values()), [record.consul] if record.consul else []):
+        signalled = {id(process) for process in stop_all(wave, timeout)}
+        for process in wave:
+            if id(process) in signalled:
+                say(f"stopped {process.name} (pid {process.pid})")
+            else:
+                say(f"{process.name} (pid {process.pid}) was no longer running")
 
 
 def down(layout: MeshLayout, say: Say, timeout: float, *, purge: bool = False) -> None:
