@@ -53,9 +53,13 @@ class TestConsulFromTheWheel:
 
 
 class TestDemoFromTheWheel:
-    def test_the_demo_runs(self, installation, user_cache):
+    def test_the_demo_runs(self, installation, user_cache, tmp_path):
         """`deptmesh demo` drives the claim to PAID with the Consul from the user's cache."""
-        environ = installation.venv.environ(_path_without_consul(), XDG_CACHE_HOME=str(user_cache))
+        environ = installation.venv.environ(
+            _path_without_consul(),
+            XDG_CACHE_HOME=str(user_cache),
+            XDG_STATE_HOME=str(tmp_path / "state"),  # the demo's files stay there
+        )
         finished = installation.venv.run("deptmesh", "demo", environ=environ, timeout=100)
         assert finished.returncode == 0, f"{finished.stdout}\n{finished.stderr}"
         last = finished.stdout.strip().splitlines()[-1]

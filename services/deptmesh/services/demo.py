@@ -10,11 +10,19 @@ file (`--consul-token-file`) and registered in Consul with a gRPC health check.
 Drives one claim end to end through the generated stubs (reimbursement finds HR
 and finance by name), shows calls spread across the finance replicas, prints
 what happened, and stops every process it started.
+
+The trace store, the service logs and databases stay in `demo_directory()`
+($XDG_STATE_HOME/deptmesh/demo), so that the `deptmesh trace` commands it prints
+work after it ends; the next run replaces them. The tokens, secrets of an agent
+that is gone, do not stay.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import shlex
+import shutil
 import sys
 import tempfile
 import time
@@ -110,6 +118,18 @@ def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> No
         time.sleep(0.1)
 
 
+def demo_directory(environ: Mapping[str, str] = os.environ) -> Path:
+    """Where the demo leaves its trace store, logs and databases: $XDG_STATE_HOME/deptmesh/demo,
+    else ~/.local/state/deptmesh/demo (beside the trace store `deptmesh trace` reads)."""
+    state = environ.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return base / "deptmesh" / "demo"
+
+
+BUDGET_READS = 20
+
+
 def drive_claim(cache: EndpointCache, identity: IdentitySource, tracing: Tracing) -> str | None:
     """The claim's story in one root span, then reads across the replicas; the claim id
     if it ended PAID."""
@@ -126,13 +146,20 @@ def drive_claim(cache: EndpointCache, identity: IdentitySource, tracing: Tracing
             claim = tell_the_claim(claims, payments, budgets)
         if claim is None:
             return None
+    show_budget_reads(cache, identity, tracing)
+    return claim.claim_id
 
-        say("6. Twenty budget reads from here, balanced across the finance replicas")
-        for _ in range(20):
+
+def show_budget_reads(cache: EndpointCache, identity: IdentitySource, tracing: Tracing) -> None:
+    """Budget reads over a channel of their own, whose counts are those reads alone (the
+    claim's channel has counted step 5's calls too)."""
+    say(f"6. {BUDGET_READS} budget reads from here, balanced across the finance replicas")
+    with client.connect("finance", cache, identity=identity, tracing=tracing) as channel:
+        budgets = finance_pb2_grpc.BudgetServiceStub(channel)
+        for _ in range(BUDGET_READS):
             budgets.GetBudget(finance_pb2.GetBudgetRequest(cost_center_id="CC-ENG"))
-        for address, calls in finance_channel.balancer().call_counts().items():
+        for address, calls in channel.balancer().call_counts().items():
             say(f"   finance at {address}: {calls} calls")
-        return claim.claim_id
 
 
 def tell_the_claim(
@@ -230,33 +257,39 @@ def main() -> int:
 def run_demo() -> int:
     say("deptmesh demo: one expense claim across three departments")
     say()
-    with tempfile.TemporaryDirectory(prefix="deptmesh-demo-") as tmp:
-        store = Path(tmp) / "traces.sqlite"
-        with ExitStack() as stack:
-            claim_id, denied_trace = run_departments(stack, Path(tmp), store)
-        say("stopped every service (their last spans flushed to the trace store)")
-        if claim_id is not None:
-            show_trace(
-                f"8. The claim as on-call sees it: deptmesh trace --claim {claim_id}",
-                ["--claim", claim_id],
-                store,
-            )
-        if denied_trace is not None:
-            show_trace(
-                f"9. The refused payment: deptmesh trace {denied_trace}", [denied_trace], store
-            )
+    workdir = demo_directory()
+    # The previous run's files go: this run's trace store holds this run's traces only.
+    shutil.rmtree(workdir, ignore_errors=True)
+    workdir.mkdir(parents=True)
+    store = workdir / "traces.sqlite"
+    with (
+        tempfile.TemporaryDirectory(prefix="deptmesh-demo-tokens-") as secrets,
+        ExitStack() as stack,
+    ):
+        claim_id, denied_trace = run_departments(stack, workdir, Path(secrets), store)
+    say("stopped every service (their last spans flushed to the trace store)")
+    if claim_id is not None:
+        show_trace("8. The claim as on-call sees it:", ["--claim", claim_id, "--store", str(store)])
+    if denied_trace is not None:
+        show_trace("9. The refused payment:", [denied_trace, "--store", str(store)])
+    say()
+    say(f"The trace store and the services' logs stay in {workdir} for the commands above;")
+    say(f"the next run replaces them. To delete them: rm -r {workdir}")
     ok = claim_id is not None and denied_trace is not None
     say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
     return 0 if ok else 1
 
 
-def run_departments(stack: ExitStack, workdir: Path, store: Path) -> tuple[str | None, str | None]:
-    """Starts Consul and the departments, drives the claim and hr's attempt to pay."""
+def run_departments(
+    stack: ExitStack, workdir: Path, secrets: Path, store: Path
+) -> tuple[str | None, str | None]:
+    """Starts Consul and the departments (logs and databases in `workdir`, token files in
+    `secrets`), drives the claim and hr's attempt to pay."""
     agent = stack.enter_context(DevAgent())
     say(f"  started consul dev agent on {agent.address}, ACLs on (default deny)")
     tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE))
-    files = token_files(tokens, workdir)
-    say(f"  a token per department (its own leaf and registration) in {workdir}/<name>.token")
+    files = token_files(tokens, secrets)
+    say(f"  a token per department (its own leaf and registration) in {secrets}/<name>.token")
     show_refusals(agent.address, files["hr"])
     platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
     intentions.apply(
@@ -310,10 +343,12 @@ def show_refusals(consul: str, hr_token: Path) -> None:
             say(f"  {who} asking for finance's Connect leaf: {error}")
 
 
-def show_trace(title: str, arguments: list[str], store: Path) -> None:
+def show_trace(title: str, arguments: list[str]) -> None:
+    """Prints `title` and the `deptmesh trace` command, then runs it: the same command
+    typed after the demo shows the same trace."""
     say()
-    say(title)
-    deptmesh_command(["trace", *arguments, "--store", str(store)])
+    say(f"{title} deptmesh trace {shlex.join(arguments)}")
+    deptmesh_command(["trace", *arguments])
 
 
 if __name__ == "__main__":
