@@ -16,6 +16,7 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
 
 if TYPE_CHECKING:
@@ -166,6 +167,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             help=f"the file holding the Consul ACL token to ask with ({needs}; default"
             " $CONSUL_HTTP_TOKEN_FILE, else the token in $CONSUL_HTTP_TOKEN)",
         )
+    add_policy_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )
