@@ -64,20 +64,22 @@ def add_policy_command(commands: Any) -> None:
 
 
 def _registry(args: argparse.Namespace) -> ConsulRegistry:
-    """The agent and token the arguments, the environment or the local mesh name (ValueError
-    naming a token file that cannot be used)."""
+    """The agent and token the arguments or the environment name, else the local mesh's
+    (ValueError naming a token file that cannot be used, or a bad address)."""
     from deptmesh.registry.consul import DEFAULT_ADDRESS, ConsulRegistry
     from deptmesh.registry.local_mesh import find_local_mesh
 
     address = args.consul_address or os.environ.get("CONSUL_HTTP_ADDR")
     token_file = args.consul_token_file
-    env_token = os.environ.get("CONSUL_HTTP_TOKEN_FILE") or os.environ.get("CONSUL_HTTP_TOKEN")
-    mesh = find_local_mesh() if address is None or (token_file is None and not env_token) else None
-    if mesh is not None:
-        if address is None:
+    if address is None:
+        mesh = find_local_mesh()
+        if mesh is not None:
             address = mesh.consul_address
-        if token_file is None and not env_token and address == mesh.consul_address:
-            token_file = mesh.token_file(_PLATFORM)
+            environment_token = any(
+                os.environ.get(name) for name in ("CONSUL_HTTP_TOKEN_FILE", "CONSUL_HTTP_TOKEN")
+            )
+            if token_file is None and not environment_token:
+                token_file = mesh.token_file(_PLATFORM)
     return ConsulRegistry(address or DEFAULT_ADDRESS, token_file=token_file)
 
 
