@@ -255,6 +255,62 @@ class ConsulRegistry:
     def kv_put(self, key: str, value: str) -> None:
         self._call(f"writing {key}", self._client.kv.put, key, value)
 
+    def kv_entry(self, key: str) -> tuple[int, str | None]:
+        """The text at `key` and its ModifyIndex, for check-and-set; (0, None) when absent."""
+        _, body = self._blocking_get(f"reading {key}", f"/v1/kv/{key}", 0, 0)
+        if not body:
+            return 0, None
+        value = body[0].get("Value")
+        text = None if value is None else base64.b64decode(value).decode()
+        return int(body[0]["ModifyIndex"]), text
+
+    def kv_put_if(self, key: str, value: str, modify_index: int) -> bool:
+        """Writes `key` only if its ModifyIndex is still `modify_index` (0: only if absent);
+        False, and nothing written, when it moved."""
+        written: bool = self._call(
+            f"writing {key}", self._client.kv.put, key, value, cas=modify_index
+        )
+        return written
+
+    def kv_write_all(self, writes: Mapping[str, tuple[int, str | None]]) -> bool:
+        """Writes every key (None deletes it) in one Consul transaction, each only if its
+        ModifyIndex is still the one given (0: only if absent); False, and nothing
+        written, when any of them moved."""
+        operations = [
+            {"KV": {"Verb": "delete-cas", "Key": key, "Index": index}}
+            if value is None
+            else {
+                "KV": {
+                    "Verb": "cas",
+                    "Key": key,
+                    "Index": index,
+                    "Value": base64.b64encode(value.encode()).decode(),
+                }
+            }
+            for key, (index, value) in writes.items()
+        ]
+
+        def committed(response: Any) -> bool:
+            if response.code == 409:  # Consul rolled the transaction back: why?
+                errors = json.loads(response.body or "{}").get("Errors") or []
+                denied = [e["What"] for e in errors if "Permission denied" in e.get("What", "")]
+                if denied:
+                    raise consul.ACLPermissionDenied(denied[0])
+                return False
+            consul.callback.CB._status(response, allow_404=False)
+            return True
+
+        what = f"writing {', '.join(writes)}"
+        result: bool = self._call(
+            what,
+            self._client.http.put,
+            committed,
+            "/v1/txn",
+            data=json.dumps(operations),
+            headers=self._client.prepare_headers(),
+        )
+        return result
+
     def kv_delete(self, key: str) -> None:
         self._call(f"deleting {key}", self._client.kv.delete, key)
 

@@ -40,7 +40,7 @@ from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
-from deptmesh.services import intentions, quota_tiers
+from deptmesh.services.company_policy import apply_company_policy
 from deptmesh.services.money import Amount
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.cli import main as deptmesh_command
@@ -292,12 +292,9 @@ def run_departments(
     say(f"  a token per department (its own leaf and registration) in {secrets}/<name>.token")
     show_refusals(agent.address, files["hr"])
     platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
-    intentions.apply(
-        platform,
-        (CONSOLE, "reimbursement", "allow"),
-        (CONSOLE, "finance", "allow"),
+    apply_company_policy(
+        platform, (CONSOLE, "reimbursement", "allow"), (CONSOLE, "finance", "allow")
     )
-    quota_tiers.apply(platform)
     say("  intentions, method rules and quota tiers written with the platform's token")
     start_departments(
         stack,

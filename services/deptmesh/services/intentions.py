@@ -1,11 +1,13 @@
-"""The company's access policy for its departments, as the platform team sets it.
+"""The company's access policy for its departments, as company_policy.toml states it.
 
-Intentions (who may call whom; everything else is denied) and the method rules
-document (which callers may use which methods). This module is the one source of
-both: `apply` writes them to Consul, where the services watch them; without
-Consul, `python -m deptmesh.services.intentions PATH` writes them as a policy
-file for `--policy-file PATH` (deptmesh.sidecar.authorization.FileAccessPolicy).
-Either way changes apply without a restart.
+The intentions (who may call whom; everything else is denied) and the method
+rules (which callers may use which methods) of the company's policy file
+(deptmesh.services.company_policy), for code that wants only these two: `apply`
+writes them to Consul, where the services watch them; without Consul,
+`python -m deptmesh.services.intentions PATH` writes them as a policy file for
+`--policy-file PATH` (deptmesh.sidecar.authorization.FileAccessPolicy). Either
+way changes apply without a restart. `deptmesh policy apply` applies the whole
+file (quota tiers too) with check-and-set; prefer it.
 """
 
 from __future__ import annotations
@@ -19,29 +21,26 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.services.company_policy import Extra, company_policy
 from deptmesh.sidecar.authorization.sources import METHOD_RULES_KEY, parse_policy_document
 
-INTENTIONS = (
-    ("reimbursement", "hr", "allow"),
-    ("reimbursement", "finance", "allow"),
-    ("finance", "hr", "allow"),
-    ("hr", "finance", "allow"),  # e.g. budget reads; Payout is ruled out below
-    ("travel", "hr", "allow"),  # is the traveller an employee, which cost centre pays
-    ("self-service", "travel", "allow"),  # employees file their trips in the self-service app
-    ("finance", "travel", "allow"),  # trips ahead, for travel budgets; filing is ruled out below
+__all__ = [
+    "INTENTIONS",
+    "METHOD_RULES",
+    "Extra",
+    "apply",
+    "as_policy_document",
+    "main",
+    "write_policy_file",
+]
+
+_POLICY = company_policy()
+# (source, destination, action) of every intention in the file.
+INTENTIONS: tuple[Extra, ...] = tuple(
+    (i.source, i.destination, i.action) for i in _POLICY.intentions
 )
-
-METHOD_RULES = {
-    "methods": {
-        "/deptmesh.finance.v1.PaymentService/Payout": ["reimbursement"],
-        "/deptmesh.finance.v1.BudgetService/ReserveFunds": ["reimbursement"],
-        "/deptmesh.finance.v1.BudgetService/ReleaseReservation": ["reimbursement"],
-        # A trip is filed by the employee, through the self-service app, never for them.
-        "/deptmesh.travel.v1.TripService/RequestTrip": ["self-service"],
-    }
-}
-
-Extra = tuple[str, str, str]
+# The method-rules document the services read from Consul KV.
+METHOD_RULES = {"methods": {path: list(c) for path, c in _POLICY.method_rules.items()}}
 
 
 def apply(registry: ConsulRegistry, *extra: Extra) -> None:

@@ -1,12 +1,12 @@
-"""The company's quota tiers for its departments, as the platform team sets them.
+"""The company's quota tiers for its departments, as company_policy.toml states it.
 
-Reimbursement's calls are the business-critical flow; anything else is
-standard; scans of the ledger and of all trips are batch work for everyone
-(they cost 10 and 5 tokens each, declared with the method in protos/).
+The `[quotas]` section of the company's policy file
+(deptmesh.services.company_policy), for code that wants only the quotas:
 `apply` writes the policy to Consul KV, where every service watches it;
 `python -m deptmesh.services.quota_tiers PATH` writes it as a file for
 `--quota-policy-file PATH` without Consul. The document's schema is in
-deptmesh.sidecar.quotas.policy.
+deptmesh.sidecar.quotas.policy. `deptmesh policy apply` applies the whole file
+(intentions too) with check-and-set; prefer it.
 """
 
 from __future__ import annotations
@@ -16,27 +16,19 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from deptmesh.registry.consul import ConsulRegistry
+from deptmesh.services.company_policy import company_policy
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
 
-QUOTA_POLICY = {
-    "tiers": {
-        "critical": {"rate": 200, "burst": 400, "max_in_flight": 64},
-        "standard": {"rate": 50, "burst": 100, "max_in_flight": 16},
-        "batch": {"rate": 20, "burst": 40, "max_in_flight": 2},
-    },
-    "default_tier": "standard",
-    "services": {
-        "hr": {"callers": {"reimbursement": "critical", "finance": "critical"}},
-        "finance": {
-            "callers": {"reimbursement": "critical"},
-            "methods": {"/deptmesh.finance.v1.PaymentService/ListLedgerEntries": {"*": "batch"}},
-        },
-        "travel": {"methods": {"/deptmesh.travel.v1.TripService/ListTrips": {"*": "batch"}}},
-    },
-}
+__all__ = ["QUOTA_POLICY", "apply", "document", "main"]
+
+_QUOTAS = company_policy().quotas
+if _QUOTAS is None:  # the shipped file always has them; a test of the file says so
+    raise RuntimeError("company_policy.toml has no [quotas] section")
+QUOTA_POLICY: dict[str, Any] = dict(_QUOTAS)
 
 
 def document() -> str:

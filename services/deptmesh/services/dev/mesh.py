@@ -28,7 +28,7 @@ from deptmesh.registry.agent import consul_binary
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.local_mesh import write_local_mesh
 from deptmesh.registry.protocol import RegistryError
-from deptmesh.services.dev.company_policy import apply_company_policy
+from deptmesh.services.company_policy import apply_company_policy
 from deptmesh.services.dev.consul_agent import configure_consul, wait_until_ready
 from deptmesh.services.dev.departments import (
     DEPARTMENTS,
@@ -101,7 +101,7 @@ def _start_anew(layout: MeshLayout, say: Say, timeout: float) -> MeshRecord:
         tokens.platform.write_file(layout.token("platform"))
         tokens.monitoring.write_file(layout.token("monitoring"))
         say(f"made a Consul token per identity in {layout.tokens}/")
-        apply_company_policy(consul.address, layout.token("platform"))
+        apply_company_policy(ConsulRegistry(consul.address, token_file=layout.token("platform")))
         say("applied the company's policy (intentions, method rules, quota tiers)")
         return _start_departments(layout, record, DEPARTMENTS, say, timeout)
     except BaseException:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from deptmesh.sidecar.cli.call import add_call_command
 from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
+from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_call_command(commands)
     add_describe_command(commands)
     add_certificate_command(commands)
+    add_policy_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )
