@@ -43,7 +43,7 @@ class TestContracts:
         contracts = Contracts.installed()
         names = {file.name for file in contracts.files}
         assert {"deptmesh/hr/v1/hr.proto", "deptmesh/common/v1/money.proto"} <= names
-        assert contracts.departments() == ["finance", "hr", "reimbursement", "travel"]
+        assert contracts.departments() == ["finance", "hr", "metering", "reimbursement", "travel"]
         method = contracts.method(parse_method_name("deptmesh.hr.v1.EmployeeService/GetEmployee"))
         assert method is not None
         assert method.input_type.full_name == "deptmesh.hr.v1.GetEmployeeRequest"

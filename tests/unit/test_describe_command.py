@@ -47,7 +47,7 @@ class TestDescribeService:
         assert (status, lines) == (2, [])
         [line] = err.splitlines()
         assert "no contract of 'payroll'" in line
-        assert "finance, hr, reimbursement, travel" in line
+        assert "finance, hr, metering, reimbursement, travel" in line
 
 
 class TestDescribeMethod:
