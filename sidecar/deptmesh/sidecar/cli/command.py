@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deptmesh.sidecar.cli.tables import table
+from deptmesh.sidecar.flags import OneLineParser, host_port
 
 if TYPE_CHECKING:
     from deptmesh.registry.consul import ConsulRegistry
@@ -137,7 +138,7 @@ def _version(_: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deptmesh", description=__doc__)
+    parser = OneLineParser(prog="deptmesh", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("version", help="print the installed version").set_defaults(run=_version)
     # Commands other packages add (the demo, from deptmesh.services): the library
@@ -157,7 +158,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         command.add_argument(
             "--consul-address",
-            default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
+            type=host_port,
+            default=os.environ.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500",
             help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
         )
         command.add_argument(
