@@ -64,8 +64,10 @@ def open_database(
     try:
         return SqliteDatabase(target, schema, limits)
     except OSError as error:  # the folder could not be made
+        folder = Path(target).parent
+        why = "is a file" if isinstance(error, FileExistsError) else error.strerror
         raise StartupError(
-            f"--db {target}: its folder cannot be made ({error.strerror});"
+            f"--db {target}: its folder {folder} cannot be made ({why});"
             " give a path in a folder this user can write"
         ) from error
     except sqlite3.DatabaseError as error:  # OperationalError (cannot open, read-only) too

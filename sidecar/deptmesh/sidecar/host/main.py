@@ -34,7 +34,7 @@ from deptmesh.sidecar.host.department import Department
 from deptmesh.sidecar.host.lifecycle import start_department
 from deptmesh.sidecar.host.mesh import wire_mesh
 from deptmesh.sidecar.host.options import HostOptions, parse_options, usage_error
-from deptmesh.sidecar.host.startup import StartupError, consul_unreachable
+from deptmesh.sidecar.host.startup import StartupError, check_ports, consul_unreachable
 from deptmesh.sidecar.logs import configure_logging
 
 __all__ = ["run_department"]
@@ -129,6 +129,11 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
     # Installed first: a signal during start-up drains once the department is up.
     stop_signals = _StopSignals()
     try:
+        try:
+            check_ports(options)
+        except StartupError as error:
+            not_started("not_started", str(error))
+            return 1
         try:
             mesh = wire_mesh(department.name, options, log_file)
         except (ControlPlaneRefused, ControlPlaneUnavailable) as error:

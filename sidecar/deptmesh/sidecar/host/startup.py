@@ -14,7 +14,9 @@ from __future__ import annotations
 import errno
 import socket
 
-__all__ = ["StartupError", "check_bindable", "consul_unreachable", "unbindable"]
+from deptmesh.sidecar.host.options import HostOptions
+
+__all__ = ["StartupError", "check_bindable", "check_ports", "consul_unreachable", "unbindable"]
 
 
 class StartupError(Exception):
@@ -66,6 +68,14 @@ def check_bindable(flag: str, host: str, port: int) -> None:
         return  # gRPC binds what it can of `addresses`; one is enough
     if failure is not None:
         raise unbindable(flag, host, port, failure) from failure
+
+
+def check_ports(options: HostOptions) -> None:
+    """Raises StartupError when --port or --metrics-port cannot be bound: checked before
+    Consul is asked for anything, so a taken port is the one line a failed start prints."""
+    check_bindable("--port", options.host, options.port)
+    if options.metrics_port:
+        check_bindable("--metrics-port", options.host, options.metrics_port)
 
 
 def _root_cause(error: BaseException) -> BaseException:
