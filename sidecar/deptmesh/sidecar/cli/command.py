@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points, version
@@ -128,7 +129,9 @@ def _trace(args: argparse.Namespace) -> int:
     if not traces:
         print(f"deptmesh trace: {missing}", file=sys.stderr)
         return 1
-    print("\n\n".join(map(render_trace, traces)))
+    # Fitted to the terminal (COLUMNS, else 80 when it is not one); --wide shows all.
+    width = None if args.wide else shutil.get_terminal_size().columns
+    print("\n\n".join(render_trace(spans, width=width) for spans in traces))
     return 0
 
 
@@ -181,6 +184,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="every trace about this value of a business key, for example claim=clm_4d2e",
     )
     which.add_argument("--claim", metavar="CLAIM_ID", help="short for --tag claim=CLAIM_ID")
+    trace.add_argument(
+        "--wide",
+        action="store_true",
+        help="show methods and peers (SPIFFE IDs) in full, however wide the terminal",
+    )
     trace.add_argument(
         "--store",
         type=Path,
