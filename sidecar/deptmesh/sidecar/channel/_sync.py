@@ -24,6 +24,7 @@ import grpc
 from deptmesh.sidecar.channel.balancer import Balancer, ChannelFactory, Endpoint
 from deptmesh.sidecar.channel.client_chain import ClientChain, Metadata, MethodChain, OutboundCall
 from deptmesh.sidecar.channel.endpoints import EndpointSource
+from deptmesh.sidecar.channel.mtls import identity_required
 from deptmesh.sidecar.identity.sources import IdentitySource
 from deptmesh.sidecar.tracing import Tracing
 
@@ -38,14 +39,20 @@ Invoke = Callable[[Any, float, Any], Any]
 class _Method:
     """One method in one shape: its chain, and how to ask an endpoint's channel for it."""
 
-    __slots__ = ("_chain", "_key", "_open")
+    __slots__ = ("_chain", "_key", "_open", "_plaintext_to")
 
     def __init__(
-        self, chain: MethodChain, shape: str, open_callable: Callable[[grpc.Channel], Any]
+        self,
+        chain: MethodChain,
+        shape: str,
+        open_callable: Callable[[grpc.Channel], Any],
+        plaintext_to: str = "",
     ) -> None:
         self._chain = chain
         self._key = (shape, chain.path)
         self._open = open_callable
+        # The service, when the channel has no identity: its failures may be explained.
+        self._plaintext_to = plaintext_to
 
     def _callable(self, endpoint: Endpoint[grpc.Channel]) -> Any:
         found = endpoint.callables.get(self._key)
@@ -67,6 +74,11 @@ class _Method:
                     pause = chain.after_failure(call, endpoint, error)
                     endpoint = None  # released
                     if pause is None:
+                        explained = self._plaintext_to and identity_required(
+                            self._plaintext_to, error
+                        )
+                        if explained:
+                            raise explained from error
                         raise
                     if pause:
                         time.sleep(pause)  # what the server's RetryInfo asked for, never less
@@ -254,6 +266,7 @@ class ServiceChannel(grpc.Channel):
         self.service = service
         self.default_timeout = default_timeout
         self.tracing = tracing
+        self._plaintext_to = service if identity is None else ""
         self._chain = ClientChain(
             service,
             endpoints,
@@ -279,6 +292,7 @@ class ServiceChannel(grpc.Channel):
             lambda channel: channel.unary_unary(  # type: ignore[call-arg]
                 method, request_serializer, response_deserializer, _registered_method
             ),
+            self._plaintext_to,
         )
 
     def unary_stream(
@@ -309,6 +323,7 @@ class ServiceChannel(grpc.Channel):
             lambda channel: channel.stream_unary(  # type: ignore[call-arg]
                 method, request_serializer, response_deserializer, _registered_method
             ),
+            self._plaintext_to,
         )
 
     def stream_stream(
