@@ -24,7 +24,6 @@ import grpc
 from deptmesh.sidecar.channel.balancer import Balancer, ChannelFactory, Endpoint
 from deptmesh.sidecar.channel.client_chain import ClientChain, Metadata, MethodChain, OutboundCall
 from deptmesh.sidecar.channel.endpoints import EndpointSource
-from deptmesh.sidecar.channel.mtls import identity_required
 from deptmesh.sidecar.identity.sources import IdentitySource
 from deptmesh.sidecar.tracing import Tracing
 
@@ -39,20 +38,14 @@ Invoke = Callable[[Any, float, Any], Any]
 class _Method:
     """One method in one shape: its chain, and how to ask an endpoint's channel for it."""
 
-    __slots__ = ("_chain", "_key", "_open", "_plaintext_to")
+    __slots__ = ("_chain", "_key", "_open")
 
     def __init__(
-        self,
-        chain: MethodChain,
-        shape: str,
-        open_callable: Callable[[grpc.Channel], Any],
-        plaintext_to: str = "",
+        self, chain: MethodChain, shape: str, open_callable: Callable[[grpc.Channel], Any]
     ) -> None:
         self._chain = chain
         self._key = (shape, chain.path)
         self._open = open_callable
-        # The service, when the channel has no identity: its failures may be explained.
-        self._plaintext_to = plaintext_to
 
     def _callable(self, endpoint: Endpoint[grpc.Channel]) -> Any:
         found = endpoint.callables.get(self._key)
@@ -74,12 +67,10 @@ class _Method:
                     pause = chain.after_failure(call, endpoint, error)
                     endpoint = None  # released
                     if pause is None:
-                        explained = self._plaintext_to and identity_required(
-                            self._plaintext_to, error
-                        )
-                        if explained:
-                            raise explained from error
-                        raise
+                        explained = chain.explained(error)
+                        if explained is error:
+                            raise
+                        raise explained from error
                     if pause:
                         time.sleep(pause)  # what the server's RetryInfo asked for, never less
                     continue
@@ -266,13 +257,13 @@ class ServiceChannel(grpc.Channel):
         self.service = service
         self.default_timeout = default_timeout
         self.tracing = tracing
-        self._plaintext_to = service if identity is None else ""
         self._chain = ClientChain(
             service,
             endpoints,
             Balancer(service, channel_factory, identity=identity),
             default_timeout=default_timeout,
             tracing=tracing,
+            plaintext=identity is None,
         )
 
     def balancer(self) -> Balancer[grpc.Channel]:
@@ -292,7 +283,6 @@ class ServiceChannel(grpc.Channel):
             lambda channel: channel.unary_unary(  # type: ignore[call-arg]
                 method, request_serializer, response_deserializer, _registered_method
             ),
-            self._plaintext_to,
         )
 
     def unary_stream(
@@ -323,7 +313,6 @@ class ServiceChannel(grpc.Channel):
             lambda channel: channel.stream_unary(  # type: ignore[call-arg]
                 method, request_serializer, response_deserializer, _registered_method
             ),
-            self._plaintext_to,
         )
 
     def stream_stream(
