@@ -63,14 +63,10 @@ unit: setup
 protos: setup
 	scripts/generate-protos
 
+# Lint, format, stubs against the sources, breaking changes; each failure says
+# what to do, and the last line says what passed (scripts/check-protos).
 check-protos: setup
-	$(BUF) lint
-	$(BUF) format --diff --exit-code
-	scripts/generate-protos
-	@git diff --exit-code -- protos || { echo "protos/: generated stubs are stale; run 'make protos' and commit"; exit 1; }
-	@untracked=$$(git ls-files --others --exclude-standard -- protos); \
-	  [ -z "$$untracked" ] || { echo "protos/: generated files not committed: $$untracked"; exit 1; }
-	$(BUF) breaking --against $(PUBLISHED)
+	@BUF=$(BUF) PUBLISHED=$(PUBLISHED) VENV_BIN=$(BIN) scripts/check-protos
 
 publish-protos: setup
 	$(BUF) build --exclude-source-info -o $(PUBLISHED)

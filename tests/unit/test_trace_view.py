@@ -10,7 +10,7 @@ from opentelemetry.trace import SpanKind
 
 from deptmesh.sidecar.cli import trace_view
 from deptmesh.sidecar.cli.command import main
-from deptmesh.sidecar.cli.trace_view import render_trace
+from deptmesh.sidecar.cli.trace_view import BAR_WIDTH, render_trace
 from deptmesh.sidecar.tracing.attributes import (
     CALLEE_SERVICE,
     CALLEE_SPIFFE_ID,
@@ -239,9 +239,55 @@ class TestRenderTrace:
         with pytest.raises(ValueError, match="at least"):
             render_trace(spans, bar_width=width)
 
+    @pytest.mark.parametrize("width", [200, 120, 100])
+    def test_a_fitted_view_fits_its_width(self, width):
+        """Given the terminal's width, no line is wider; peers are service names and
+        methods keep their own name, whatever of the service's is cut."""
+        text = render_trace(CLAIM_TRACE, width=width)
+        assert max(map(len, text.splitlines())) <= width
+        assert "spiffe://" not in text
+        assert "deptmesh.hr.v1" not in text
+        for method in ("ApproveClaim", "GetManagerChain", "Payout"):
+            assert f"/{method}  " in text
+        assert "to finance" in text
+
+    def test_a_wide_terminal_shows_the_timeline_and_kind(self):
+        """At 160 columns the claim trace keeps every column and a full timeline."""
+        lines = render_trace(CLAIM_TRACE, width=160).splitlines()
+        assert lines[1].split() == [
+            "SERVICE", "METHOD", "KIND", "STATUS", "START", "MS", "DUR", "MS", "TIMELINE", "PEER"
+        ]  # fmt: skip
+        assert "|" + "█" * BAR_WIDTH + "|" in lines[2]
+        assert lines[2].endswith("from web")
+
+    def test_a_narrow_terminal_drops_the_timeline_before_the_names(self):
+        """Below what the timeline needs, KIND and TIMELINE go; START and DUR stay, and
+        the summary is split onto two lines."""
+        lines = render_trace(CLAIM_TRACE, width=90).splitlines()
+        assert lines[0] == f"trace {TRACE}"
+        assert lines[2].split() == [
+            "SERVICE",
+            "METHOD",
+            "STATUS",
+            "START",
+            "MS",
+            "DUR",
+            "MS",
+            "PEER",
+        ]
+        assert "|" not in "\n".join(lines)
+
+    def test_a_long_method_is_cut_from_its_service_name(self):
+        """A method too long for the column keeps its own name; the service's is cut."""
+        long = span("a", None, "server", "hr", 0, 1, rpc("x." + "Very" * 20 + "Service", "Get", 0))
+        row = render_trace([long], width=80).splitlines()[3]
+        method = row.split()[1]
+        assert method.startswith("VeryVery")
+        assert method.endswith("…/Get")
+
     def test_exported_members(self):
-        """The module exports render_trace and its default bar width."""
-        assert trace_view.__all__ == ["BAR_WIDTH", "render_trace"]
+        """The module exports render_trace and its bar widths."""
+        assert trace_view.__all__ == ["BAR_WIDTH", "MIN_BAR_WIDTH", "render_trace"]
 
 
 @pytest.fixture
@@ -294,6 +340,16 @@ def store_path(tmp_path):
 
 
 class TestTraceCommand:
+    def test_the_view_fits_the_terminal_unless_wide(self, store_path, capsys, monkeypatch):
+        """Without --wide the waterfall fits the terminal's columns ($COLUMNS when it is
+        not a terminal); with it, lines are as long as their content."""
+        monkeypatch.setenv("COLUMNS", "100")
+        assert main(["trace", "--claim", "clm_7", "--store", str(store_path)]) == 0
+        fitted = capsys.readouterr().out
+        assert max(map(len, fitted.splitlines())) <= 100
+        assert main(["trace", "--claim", "clm_7", "--wide", "--store", str(store_path)]) == 0
+        assert max(map(len, capsys.readouterr().out.splitlines())) > 100
+
     def test_last_prints_the_latest_trace(self, store_path, capsys):
         """`deptmesh trace --last` prints the waterfall of the trace that started last."""
         assert main(["trace", "--last", "--store", str(store_path)]) == 0
@@ -303,7 +359,7 @@ class TestTraceCommand:
 
     def test_a_claim_prints_its_trace(self, store_path, capsys):
         """`deptmesh trace --claim` prints every hop of the claim's trace in tree order."""
-        assert main(["trace", "--claim", "clm_7", "--store", str(store_path)]) == 0
+        assert main(["trace", "--claim", "clm_7", "--wide", "--store", str(store_path)]) == 0
         out = capsys.readouterr().out
         assert rows_of(out) == [
             ("reimbursement", "ApproveClaim", "server"),

@@ -308,6 +308,10 @@ def run_departments(
     wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
     say("  Consul's gRPC health checks pass for all four instances")
     say(f"  every call is traced into {store.name}; service logs are in {workdir}")
+    say(
+        "  (their 'E... No match found for server name' lines are gRPC's own note on each"
+        " mTLS connection, not a fault: see the README)"
+    )
     say()
     cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
     # The demo calls as a Connect service of its own, over mTLS like everyone.

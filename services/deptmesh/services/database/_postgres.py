@@ -20,7 +20,8 @@ password may also come from PGPASSWORD or ~/.pgpass, as libpq reads them.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import logging
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -68,6 +69,19 @@ def _unavailable(error: psycopg.Error, waited_seconds: float) -> Unavailable | N
     return None
 
 
+class _OwnConnectFailures(logging.Filter):
+    """Drops the pool's "error connecting in <name>" warnings for one pool while it
+    opens: a server that never answers is said once, by the start-up error."""
+
+    def __init__(self, pool_name: str) -> None:
+        super().__init__()
+        self._pool_name = pool_name
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args if isinstance(record.args, tuple) else ()
+        return not (record.msg.startswith("error connecting") and self._pool_name in args)
+
+
 def _milliseconds(seconds: float) -> int:
     # 0 would mean "no limit" to PostgreSQL.
     return max(1, round(seconds * 1000))
@@ -81,7 +95,28 @@ class PostgresDatabase:
         def configure(connection: psycopg.Connection[DictRow]) -> None:
             connection.execute(f"SET idle_in_transaction_session_timeout = {idle_ms}")
 
-        self._pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
+        name = f"deptmesh-{schema.name}"
+        pool_log = logging.getLogger("psycopg.pool")
+        quiet = _OwnConnectFailures(name)
+        pool_log.addFilter(quiet)
+        try:
+            self._pool = self._open_pool(url, name, configure, timeouts)
+        finally:
+            pool_log.removeFilter(quiet)
+        try:
+            migrate(self, schema)
+        except BaseException:
+            self._pool.close()
+            raise
+
+    @staticmethod
+    def _open_pool(
+        url: str,
+        name: str,
+        configure: Callable[[psycopg.Connection[DictRow]], None],
+        timeouts: Timeouts,
+    ) -> ConnectionPool[psycopg.Connection[DictRow]]:
+        pool: ConnectionPool[psycopg.Connection[DictRow]] = ConnectionPool(
             url,
             # Transactions are begun and ended here, explicitly.
             kwargs={"autocommit": True, "row_factory": dict_row},
@@ -92,19 +127,16 @@ class PostgresDatabase:
             # A connection the server closed (a restart, a failover) is replaced
             # before a transaction gets it, not after it fails.
             check=ConnectionPool.check_connection,
-            name=f"deptmesh-{schema.name}",
+            name=name,
             open=True,
         )
         try:
             # Unreachable at start is said as such, not as a wait that ran out.
-            self._pool.wait(timeout=timeouts.max_lock_wait_seconds)
+            pool.wait(timeout=timeouts.max_lock_wait_seconds)
         except PoolTimeout as error:
+            pool.close()
             raise database_unreachable(POSTGRESQL.name) from error
-        try:
-            migrate(self, schema)
-        except BaseException:
-            self._pool.close()
-            raise
+        return pool
 
     @property
     def dialect(self) -> Dialect:

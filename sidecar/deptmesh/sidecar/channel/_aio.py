@@ -202,6 +202,7 @@ class AioServiceChannel(grpc.aio.Channel):
             Balancer(service, open_channel, close_channel=close_channel, identity=identity),
             default_timeout=default_timeout,
             tracing=tracing,
+            plaintext=identity is None,
         )
 
     def balancer(self) -> Balancer[grpc.aio.Channel]:

@@ -73,7 +73,7 @@ class UnaryCall(grpc.aio.UnaryUnaryCall):  # type: ignore[type-arg]
                     held = None
                     pause = chain.after_failure(call, endpoint, error)
                     if pause is None:
-                        return None, error
+                        return None, chain.explained(error)
                     if pause:
                         await asyncio.sleep(pause)  # what the server's RetryInfo asked for
                     endpoint = held = chain.attempt(call)

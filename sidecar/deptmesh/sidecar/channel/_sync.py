@@ -67,7 +67,10 @@ class _Method:
                     pause = chain.after_failure(call, endpoint, error)
                     endpoint = None  # released
                     if pause is None:
-                        raise
+                        explained = chain.explained(error)
+                        if explained is error:
+                            raise
+                        raise explained from error
                     if pause:
                         time.sleep(pause)  # what the server's RetryInfo asked for, never less
                     continue
@@ -260,6 +263,7 @@ class ServiceChannel(grpc.Channel):
             Balancer(service, channel_factory, identity=identity),
             default_timeout=default_timeout,
             tracing=tracing,
+            plaintext=identity is None,
         )
 
     def balancer(self) -> Balancer[grpc.Channel]:

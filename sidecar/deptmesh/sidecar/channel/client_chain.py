@@ -40,6 +40,7 @@ from deptmesh.registry.cache import ServiceUnavailable
 from deptmesh.sidecar.channel.balancer import Balancer, Endpoint
 from deptmesh.sidecar.channel.endpoints import EndpointSource
 from deptmesh.sidecar.channel.idempotency import is_idempotent
+from deptmesh.sidecar.channel.mtls import identity_required
 from deptmesh.sidecar.channel.retry_info import quota_retry_delay
 from deptmesh.sidecar.deadline.budget import outbound_timeout
 from deptmesh.sidecar.errors import NoEndpoint
@@ -91,10 +92,14 @@ class ClientChain:
         *,
         default_timeout: float,
         tracing: Tracing | None,
+        plaintext: bool = False,
     ) -> None:
+        """`plaintext`: the channel has no identity, so a failed call may be one to a
+        service that requires one (see `MethodChain.explained`)."""
         self.service = service
         self.default_timeout = default_timeout
         self.tracing = tracing
+        self.plaintext = plaintext
         self._endpoints = endpoints
         self._balancer = balancer
         self._subscribed = False
@@ -179,6 +184,18 @@ class MethodChain:
         if pause is None:
             self._end(call, code)
         return pause
+
+    def explained(self, error: grpc.RpcError) -> grpc.RpcError:
+        """What a call that ends with `error` raises: IdentityRequired (grpc's error as
+        its cause) when a plaintext channel's connection was closed in its set-up, as an
+        mTLS server closes it; `error` itself otherwise. Only failed calls get here."""
+        if not self._chain.plaintext:
+            return error
+        required = identity_required(self._chain.service, error)
+        if required is None:
+            return error
+        required.__cause__ = error
+        return required
 
     def after_success(self, call: OutboundCall, endpoint: Endpoint[Any]) -> None:
         """The attempt answered: the call has ended well."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import shutil
 import sys
 from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points, version
@@ -21,6 +22,7 @@ from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
 from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
+from deptmesh.sidecar.flags import OneLineParser, host_port
 
 if TYPE_CHECKING:
     from deptmesh.registry.consul import ConsulRegistry
@@ -131,7 +133,9 @@ def _trace(args: argparse.Namespace) -> int:
     if not traces:
         print(f"deptmesh trace: {missing}", file=sys.stderr)
         return 1
-    print("\n\n".join(map(render_trace, traces)))
+    # Fitted to the terminal (COLUMNS, else 80 when it is not one); --wide shows all.
+    width = None if args.wide else shutil.get_terminal_size().columns
+    print("\n\n".join(render_trace(spans, width=width) for spans in traces))
     return 0
 
 
@@ -141,7 +145,7 @@ def _version(_: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="deptmesh", description=__doc__)
+    parser = OneLineParser(prog="deptmesh", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("version", help="print the installed version").set_defaults(run=_version)
     # Commands other packages add (the demo, from deptmesh.services): the library
@@ -161,7 +165,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         command.add_argument(
             "--consul-address",
-            default=os.environ.get("CONSUL_HTTP_ADDR", "127.0.0.1:8500"),
+            type=host_port,
+            default=os.environ.get("CONSUL_HTTP_ADDR") or "127.0.0.1:8500",
             help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR or 127.0.0.1:8500)",
         )
         command.add_argument(
@@ -187,6 +192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="every trace about this value of a business key, for example claim=clm_4d2e",
     )
     which.add_argument("--claim", metavar="CLAIM_ID", help="short for --tag claim=CLAIM_ID")
+    trace.add_argument(
+        "--wide",
+        action="store_true",
+        help="show methods and peers (SPIFFE IDs) in full, however wide the terminal",
+    )
     trace.add_argument(
         "--store",
         type=Path,

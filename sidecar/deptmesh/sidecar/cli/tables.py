@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["Row", "table"]
+__all__ = ["ELLIPSIS", "Row", "shorten", "table"]
 
 Row = tuple[str, ...]
+
+ELLIPSIS = "…"
 
 
 def table(rows: Sequence[Row]) -> str:
@@ -16,3 +18,10 @@ def table(rows: Sequence[Row]) -> str:
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
         for row in rows
     )
+
+
+def shorten(text: str, width: int) -> str:
+    """`text` cut to `width` characters, its end replaced by an ellipsis when cut."""
+    if len(text) <= width:
+        return text
+    return text[: max(width - 1, 0)] + ELLIPSIS if width > 0 else ""

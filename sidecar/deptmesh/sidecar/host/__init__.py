@@ -11,7 +11,8 @@ its `build(host: HostContext) -> Closer`) and its `__main__` calls
   gRPC health check on the health-only port, usage reports) and drain;
 - registration.py: the instance as the registry knows it, kept registered;
 - outbound.py: the channels a department opens to others (`host.connect`);
-- process.py: a department as a child process, for the demo and the tests.
+- process.py: a department as a child process, for the demo and the tests;
+- startup.py: why a department did not start, in one line (StartupError).
 
 Tests host a department in their own process with `start_department` and a
 `Mesh` of their own (a StaticRegistry, dev-CA identities): the same path as
@@ -32,6 +33,7 @@ from deptmesh.sidecar.host.mesh import Mesh, wire_mesh
 from deptmesh.sidecar.host.options import HostOptions, parse_options
 from deptmesh.sidecar.host.process import DepartmentProcess
 from deptmesh.sidecar.host.registration import Registration, instance_of
+from deptmesh.sidecar.host.startup import StartupError
 
 __all__ = [
     "AddFlags",
@@ -45,6 +47,7 @@ __all__ = [
     "HostedDepartment",
     "Mesh",
     "Registration",
+    "StartupError",
     "instance_of",
     "parse_options",
     "run_department",

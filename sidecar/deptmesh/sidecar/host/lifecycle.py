@@ -5,7 +5,8 @@
 starts serving, opens the Prometheus endpoint, registers the instance with a
 gRPC health check on the health-only port, and reports its usage to Consul.
 If any step fails, the steps already done are undone in reverse order and the
-error is raised: the instance is never left half registered.
+error is raised: the instance is never left half registered. A port that cannot
+be bound (`--port`, `--metrics-port`) is a StartupError naming the flag.
 
 `HostedDepartment.drain()` is the way out: marked draining in the registry (so
 callers stop choosing it), `drain_seconds` for their watches to notice,
@@ -32,6 +33,7 @@ from deptmesh.sidecar.host.mesh import Mesh
 from deptmesh.sidecar.host.options import HostOptions
 from deptmesh.sidecar.host.outbound import OutboundChannels
 from deptmesh.sidecar.host.registration import Registration, instance_of
+from deptmesh.sidecar.host.startup import StartupError, check_bindable, unbindable
 from deptmesh.sidecar.metering import MeteringStage, MetricsEndpoint, UsageReporter
 from deptmesh.sidecar.quotas import QuotaStage
 from deptmesh.sidecar.server import Server
@@ -108,10 +110,13 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
     """Builds, starts and registers `department`; raises (having undone it all) if it cannot.
 
     Registration failing raises ControlPlaneUnavailable (ControlPlaneRefused when
-    Consul refuses the token); `department.build` may raise ValueError for a
-    setting it cannot run with.
+    Consul refuses the token); a port that cannot be bound raises StartupError;
+    `department.build` may raise StartupError for a resource it cannot use and
+    ValueError for a setting it cannot run with.
     """
     name = department.name
+    # Before the department opens anything: a port in use is the commonest mistake.
+    check_bindable("--port", options.host, options.port)
     server = _server_for(name, mesh)
     # Undone in reverse order, on failure here or by drain() after the server stopped.
     with contextlib.ExitStack() as undo:
@@ -126,13 +131,24 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
             connect=outbound.connect,
         )
         undo.callback(department.build(context))
-        port = server.start(f"{options.host}:{options.port}")
+        try:
+            port = server.start(f"{options.host}:{options.port}")
+        except RuntimeError as error:  # taken since the check: gRPC says only "Failed to bind"
+            raise StartupError(
+                f"--port {options.port} on {options.host} could not be bound ({error});"
+                " choose another port or --port 0"
+            ) from error
         undo.callback(_stop_now, server)
         metrics_port = 0
         if options.metrics_port is not None and server.metering is not None:
-            metrics = MetricsEndpoint(
-                [server.metering], host=options.host, port=options.metrics_port
-            )
+            try:
+                metrics = MetricsEndpoint(
+                    [server.metering], host=options.host, port=options.metrics_port
+                )
+            except OSError as error:
+                raise unbindable(
+                    "--metrics-port", options.host, options.metrics_port, error
+                ) from error
             undo.callback(metrics.close)
             metrics_port = metrics.port
         instance = instance_of(

@@ -7,9 +7,13 @@ It parses the flags, configures logging, wires the mesh (Consul, or policy
 files without it), starts the department (lifecycle.py), prints one line,
 `<name> serving on HOST:PORT`, and serves until SIGTERM or SIGINT. Then it
 drains and exits 0. Exit status 1: Consul could not be asked at start
-(`consul_unreachable`) or refused the department's token (`consul_refused`,
-one line naming what was refused, never the token); 2: a bad flag or setting.
-Either way nothing is left registered or running.
+(`consul_unreachable`), refused the department's token (`consul_refused`,
+naming what was refused, never the token), or the department could not start
+as configured (`not_started`: a port in use, a --db that cannot be used; see
+startup.py); 2: a bad flag or setting. Each is one line, no traceback: a JSON
+log line, or plain `<name>: <what and what to do>` with --log-format console
+(on standard error too when the log goes to a --log-file). Either way nothing
+is left registered or running.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ import socket
 import sys
 from collections.abc import Sequence
 from types import FrameType
+from typing import TextIO
 
 import structlog
 
@@ -28,7 +33,8 @@ from deptmesh.sidecar.errors import ControlPlaneRefused, ControlPlaneUnavailable
 from deptmesh.sidecar.host.department import Department
 from deptmesh.sidecar.host.lifecycle import start_department
 from deptmesh.sidecar.host.mesh import wire_mesh
-from deptmesh.sidecar.host.options import parse_options, usage_error
+from deptmesh.sidecar.host.options import HostOptions, parse_options, usage_error
+from deptmesh.sidecar.host.startup import StartupError, check_ports, consul_unreachable
 from deptmesh.sidecar.logs import configure_logging
 
 __all__ = ["run_department"]
@@ -84,6 +90,34 @@ def _program(department: Department) -> str:
     return f"python -m {spec.name.removesuffix('.__main__')}"
 
 
+class _NotStarted:
+    """Says in one line why the department did not start: a JSON log line (the event
+    and the message as `error`), or plain `<name>: <message>` for a console log."""
+
+    def __init__(self, name: str, options: HostOptions, log_file: TextIO) -> None:
+        self._name = name
+        self._options = options
+        self._log_file = log_file
+        self._log = structlog.get_logger("deptmesh.service").bind(service=name)
+
+    def __call__(self, event: str, message: str) -> None:
+        if self._options.log_format == "console":
+            self._log_file.write(f"{self._name}: {message}\n")
+            self._log_file.flush()
+        else:
+            self._log.error(event, error=message)
+        if self._log_file is not sys.stderr:  # whoever started it is told too
+            sys.stderr.write(f"{self._name}: {message}\n")
+
+    def consul(self, error: ControlPlaneRefused | ControlPlaneUnavailable) -> None:
+        if isinstance(error, ControlPlaneRefused):
+            self("consul_refused", str(error))
+        else:
+            self(
+                "consul_unreachable", consul_unreachable(self._options.consul_address or "", error)
+            )
+
+
 def run_department(department: Department, argv: Sequence[str] | None = None) -> int:
     """Runs `department` in this process until SIGTERM or SIGINT; returns the exit status."""
     prog = _program(department)
@@ -91,32 +125,35 @@ def run_department(department: Department, argv: Sequence[str] | None = None) ->
     log_file = sys.stderr if options.log_file is None else options.log_file.open("a")
     configure_logging(options.log_format, file=log_file)
     log = structlog.get_logger("deptmesh.service").bind(service=department.name)
+    not_started = _NotStarted(department.name, options, log_file)
     # Installed first: a signal during start-up drains once the department is up.
     stop_signals = _StopSignals()
     try:
         try:
-            mesh = wire_mesh(department.name, options, log_file)
-        except ControlPlaneRefused as error:
-            log.error("consul_refused", error=str(error))
+            check_ports(options)
+        except StartupError as error:
+            not_started("not_started", str(error))
             return 1
-        except ControlPlaneUnavailable as error:
-            log.error("consul_unreachable", error=str(error))
+        try:
+            mesh = wire_mesh(department.name, options, log_file)
+        except (ControlPlaneRefused, ControlPlaneUnavailable) as error:
+            not_started.consul(error)
             return 1
         except ValueError as error:  # a policy file that cannot be used
             usage_error(department, str(error), prog=prog)
         try:
             hosted = start_department(department, options, mesh)
-        except ControlPlaneRefused as error:
+        except (ControlPlaneRefused, ControlPlaneUnavailable) as error:
             mesh.close()
-            log.error("consul_refused", error=str(error))
+            not_started.consul(error)
             return 1
-        except ControlPlaneUnavailable as error:
+        except StartupError as error:
             mesh.close()
-            log.error("consul_unreachable", error=str(error))
+            not_started("not_started", str(error))
             return 1
         except ValueError as error:
             mesh.close()
-            log.error("not_started", error=str(error))
+            not_started("not_started", str(error))
             return 2
         except BaseException:
             mesh.close()

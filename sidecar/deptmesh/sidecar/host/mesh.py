@@ -99,7 +99,10 @@ def wire_mesh(name: str, options: HostOptions, log_file: TextIO) -> Mesh:
         started.callback(tracing.shutdown)
         stop = started.pop_all()
     return dataclasses.replace(
-        mesh, tracing=tracing, access_log=AccessLog(log_file), close=stop.close
+        mesh,
+        tracing=tracing,
+        access_log=AccessLog(log_file, options.log_format),
+        close=stop.close,
     )
 
 

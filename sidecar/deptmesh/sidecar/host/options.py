@@ -3,8 +3,8 @@
 Every department gets the same flags (`python -m deptmesh.services.hr --help`
 lists them) plus its own (Department.add_flags). Environment variables give
 some defaults and are read here, once. Parsing has no side effects: nothing is
-opened, nothing is asked of Consul; a bad flag exits with status 2 and a usage
-message, as argparse does.
+opened, nothing is asked of Consul; a bad flag exits with status 2 and one
+line naming it (`--help` prints the usage).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, NoReturn
 
+from deptmesh.sidecar.flags import OneLineParser, host_port
 from deptmesh.sidecar.host.department import Department
 from deptmesh.sidecar.tracing import Exporter
 
@@ -60,9 +61,7 @@ class HostOptions:
 
 
 def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog or department.name, description=department.description or None
-    )
+    parser = OneLineParser(prog=prog or department.name, description=department.description or None)
     host = parser.add_argument_group("the host's options (every department has them)")
     host.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     host.add_argument("--port", type=int, default=0, help="port to bind; 0 picks a free one")
@@ -90,7 +89,8 @@ def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser
     )
     host.add_argument(
         "--consul-address",
-        default=os.environ.get("CONSUL_HTTP_ADDR"),
+        type=host_port,
+        default=os.environ.get("CONSUL_HTTP_ADDR") or None,
         help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR; none: run unregistered)",
     )
     host.add_argument(
