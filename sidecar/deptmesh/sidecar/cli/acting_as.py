@@ -25,6 +25,7 @@ from pathlib import Path
 from deptmesh.registry.consul import DEFAULT_ADDRESS, ConsulRegistry
 from deptmesh.registry.local_mesh import LocalMesh, find_local_mesh
 from deptmesh.sidecar.errors import ControlPlaneRefused, ControlPlaneUnavailable
+from deptmesh.sidecar.flags import host_port
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 
 __all__ = [
@@ -87,6 +88,7 @@ def add_consul_arguments(command: object) -> None:
     add = command.add_argument  # type: ignore[attr-defined]
     add(
         "--consul-address",
+        type=host_port,
         help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR, else the local mesh of"
         " `deptmesh dev up`, else 127.0.0.1:8500)",
     )

@@ -22,6 +22,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deptmesh.sidecar.flags import host_port
+
 if TYPE_CHECKING:
     from deptmesh.registry.consul import ConsulRegistry
     from deptmesh.sidecar.policy_document import LivePolicy, PolicyDocument
@@ -51,6 +53,7 @@ def add_policy_command(commands: Any) -> None:
     for action in (check, apply, show):
         action.add_argument(
             "--consul-address",
+            type=host_port,
             help="Consul agent HOST:PORT (default $CONSUL_HTTP_ADDR, else the local mesh's"
             " from `deptmesh dev up`, else 127.0.0.1:8500)",
         )
