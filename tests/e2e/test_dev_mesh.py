@@ -165,7 +165,8 @@ class TestDevUp:
                 capture_output=True,
                 text=True,
                 check=False,
-                env=running_mesh.environ,
+                # Wide enough that the view need not shorten the peer's name.
+                env={**running_mesh.environ, "COLUMNS": "200"},
                 timeout=30,
             )
             return finished.stdout if "EmployeeService/GetEmployee" in finished.stdout else ""
