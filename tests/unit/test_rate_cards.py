@@ -97,7 +97,7 @@ class TestAmounts:
     @pytest.mark.parametrize("text", ["0.0000000001", "-1", "1e3", "1.", ".5", "1,5", ""])
     def test_anything_but_plain_decimals_of_nine_places_is_refused(self, text):
         """More than nine decimals, signs, exponents and stray punctuation are refused."""
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="is not an amount|decimals: at most 9"):
             nanos_of(text)
 
     def test_nanos_are_written_back_with_at_least_two_decimals(self):
@@ -197,9 +197,9 @@ class TestInvalidCards:
     def test_a_currency_that_is_no_iso_code_is_refused(self):
         """Three capital letters, as ISO 4217 writes them."""
         [line] = problems(card_text(currency='"euro"'))
-        assert (
-            line
-            == "policy.toml:15: rate_cards[0].currency: 'euro' is not an ISO 4217 code (three capitals)"
+        assert line == (
+            "policy.toml:15: rate_cards[0].currency: 'euro' is not an ISO 4217 code"
+            " (three capitals)"
         )
 
     def test_a_price_with_more_than_nine_decimals_is_refused(self):
@@ -245,7 +245,8 @@ class TestInvalidCards:
         with pytest.raises(PolicyDocumentInvalid) as raised:
             parse_policy_text(text, name="policy.toml")
         assert raised.value.lines == (
-            "policy.toml:13: rate_cards: a section of schema 2: say `schema_version = 2` (or newer)",
+            "policy.toml:13: rate_cards: a section of schema 2:"
+            " say `schema_version = 2` (or newer)",
         )
 
     def test_the_parser_collects_paths_within_the_section(self):
