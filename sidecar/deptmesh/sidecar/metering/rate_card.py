@@ -37,6 +37,7 @@ from typing import Any
 
 __all__ = [
     "FLAT_TIER",
+    "NANOS",
     "RATE_CARDS_KEY",
     "Price",
     "PriceTier",
@@ -53,7 +54,7 @@ RATE_CARDS_KEY = "deptmesh/policy/rate_cards"
 # The name of the one tier of a price written as a bare `unit_price`.
 FLAT_TIER = "all units"
 
-NANOS = 1_000_000_000
+NANOS = 1_000_000_000  # nanos in one unit of a currency
 _MAX_NANOS = 2**63 - 1  # what an int64 of the ledger holds
 _DECIMAL = re.compile(r"(\d+)(?:\.(\d+))?")
 _MONTH = re.compile(r"(\d{4})-(0[1-9]|1[0-2])")
