@@ -18,4 +18,4 @@ class TestCompanyPolicyInTheWheel:
             "deptmesh", "policy", "check", str(path), "--consul-address", "127.0.0.1:1"
         )
         assert finished.returncode == 0, finished.stderr
-        assert f"{path}: valid, schema 1" in finished.stdout
+        assert f"{path}: valid, schema 2" in finished.stdout

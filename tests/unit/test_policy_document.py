@@ -176,9 +176,9 @@ class TestProblems:
 
     def test_a_newer_schema_is_refused(self):
         """A document written to a newer schema says to upgrade deptmesh."""
-        [line] = problems(VALID.replace("schema_version = 1", "schema_version = 2"))
+        [line] = problems(VALID.replace("schema_version = 1", "schema_version = 3"))
         assert line == (
-            "policy.toml:1: schema_version: 2 is newer than this deptmesh knows (1):"
+            "policy.toml:1: schema_version: 3 is newer than this deptmesh knows (2):"
             " upgrade deptmesh"
         )
 

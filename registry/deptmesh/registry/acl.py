@@ -12,9 +12,12 @@ anonymous and gets nothing. What each token may do:
   `deptmesh-department-hr`: read the policy documents under deptmesh/policy/
   and write its own usage reports under deptmesh/usage/hr/;
 - the platform's (`platform_token()`): write every intention and the documents
-  under deptmesh/policy/, read usage under deptmesh/usage/ and the catalog; with
-  `rotate_connect_ca=True` also operator write, which rotating the Connect CA
-  needs;
+  under deptmesh/policy/, read usage under deptmesh/usage/ and the catalog; and
+  Consul's service identity for `platform`, the platform's mesh identity, so it
+  obtains the `platform` Connect leaf (and no department's) to call the usage
+  ledger as the one identity that may read every department's usage (`deptmesh
+  bill`); with `rotate_connect_ca=True` also operator write, which rotating the
+  Connect CA needs;
 - monitoring's (`monitoring_token()`): read the catalog and health (services and
   nodes), for Prometheus; no intentions, no KV, no leaf;
 - an agent's (`agent_token(node)`, the agent's `acl.tokens.agent`): Consul's
@@ -40,6 +43,7 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.protocol import RegistryError
 
 __all__ = [
+    "PLATFORM_IDENTITY",
     "POLICY_PREFIX",
     "USAGE_PREFIX",
     "AclAdmin",
@@ -51,6 +55,8 @@ __all__ = [
 # The KV layout the ACLs guard: the platform's documents and each instance's usage.
 POLICY_PREFIX = "deptmesh/policy/"
 USAGE_PREFIX = "deptmesh/usage/"
+# The platform's mesh identity: its SPIFFE service name, whose leaf its token obtains.
+PLATFORM_IDENTITY = "platform"
 
 # Service and node names as Consul and deptmesh know them: nothing else can reach a rule.
 _NAME = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
@@ -173,13 +179,16 @@ class AclAdmin:
         )
 
     def platform_token(self, *, rotate_connect_ca: bool = False) -> Token:
-        """The platform team's token: intentions and policy documents, usage reads."""
+        """The platform team's token: intentions and policy documents, usage reads, and the
+        Connect leaf of the platform's mesh identity (PLATFORM_IDENTITY)."""
         self._policy("deptmesh-platform", PLATFORM_RULES, "the platform team's policy writes")
         policies = ["deptmesh-platform"]
         if rotate_connect_ca:
             self._policy("deptmesh-connect-ca", CA_ROTATION_RULES, "rotating the Connect CA")
             policies.append("deptmesh-connect-ca")
-        return self._token("deptmesh platform", policies=policies)
+        return self._token(
+            "deptmesh platform", policies=policies, service_identities=[PLATFORM_IDENTITY]
+        )
 
     def monitoring_token(self) -> Token:
         """A read-only token for Prometheus: the catalog and health, nothing else."""

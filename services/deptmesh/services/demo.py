@@ -9,7 +9,11 @@ reimbursement as separate processes on free ports, each given its token in a
 file (`--consul-token-file`) and registered in Consul with a gRPC health check.
 Drives one claim end to end through the generated stubs (reimbursement finds HR
 and finance by name), shows calls spread across the finance replicas, prints
-what happened, and stops every process it started.
+what happened, and stops every process it started. The usage ledger (the
+`metering` department) runs first and stops last: once the departments have
+stopped (shipping their last usage as they drain), the demo ends with
+reimbursement's statement for the month, as `deptmesh bill` prints it when
+asked as the platform.
 
 The trace store, the service logs and databases stay in `demo_directory()`
 ($XDG_STATE_HOME/deptmesh/demo), so that the `deptmesh trace` commands it prints
@@ -20,6 +24,8 @@ that is gone, do not stay.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
+import io
 import os
 import shlex
 import shutil
@@ -52,11 +58,15 @@ CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
 # The demo calls as a Connect service of its own, with a token like a department's.
 CONSOLE = "demo-console"
 DEPARTMENTS = ("hr", "finance", "reimbursement")
+# The usage ledger, a department of its own; the platform identity reads its statements.
+LEDGER = "metering"
+PLATFORM = "platform"
+BILL = ["bill", "--month", "current", "--department", "reimbursement"]
 AMOUNT = money_pb2.Money(currency_code="EUR", units=42, nanos=500_000_000)
 
 
-def say(text: str = "") -> None:
-    print(text, flush=True)
+def say(text: str = "", end: str = "\n") -> None:
+    print(text, end=end, flush=True)
 
 
 def money(value: money_pb2.Money) -> str:
@@ -107,6 +117,34 @@ def start_departments(
     start("finance")
     start("finance", replica=2)  # a second replica over the same database
     start("reimbursement")
+
+
+def ledger_installed() -> bool:
+    """Whether the usage ledger's department is installed (deptmesh.services.metering)."""
+    return importlib.util.find_spec(f"deptmesh.services.{LEDGER}") is not None
+
+
+def start_ledger(
+    stack: ExitStack,
+    workdir: Path,
+    consul: str,
+    tokens: Mapping[str, Path],
+    say: Callable[[str], None] = say,
+    extra: Sequence[str] = (),
+) -> None:
+    """The usage ledger as a process with its token file; the departments report to it."""
+    process = stack.enter_context(
+        DepartmentProcess(
+            f"deptmesh.services.{LEDGER}",
+            [
+                *("--port", "0", "--db", str(workdir / f"{LEDGER}.db")),
+                *("--consul-address", consul, "--consul-token-file", str(tokens[LEDGER])),
+                *extra,
+            ],
+            workdir / f"{LEDGER}-1.log",
+        )
+    )
+    say(f"  started {LEDGER:<14} on {process.start()} (mTLS): the usage ledger")
 
 
 def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> None:
@@ -266,7 +304,8 @@ def run_demo() -> int:
         tempfile.TemporaryDirectory(prefix="deptmesh-demo-tokens-") as secrets,
         ExitStack() as stack,
     ):
-        claim_id, denied_trace = run_departments(stack, workdir, Path(secrets), store)
+        claim_id, denied_trace, consul = run_departments(stack, workdir, Path(secrets), store)
+        statement = show_statement(consul, Path(secrets))
     say("stopped every service (their last spans flushed to the trace store)")
     if claim_id is not None:
         show_trace("8. The claim as on-call sees it:", ["--claim", claim_id, "--store", str(store)])
@@ -275,29 +314,40 @@ def run_demo() -> int:
     say()
     say(f"The trace store and the services' logs stay in {workdir} for the commands above;")
     say(f"the next run replaces them. To delete them: rm -r {workdir}")
-    ok = claim_id is not None and denied_trace is not None
+    if statement is not None:
+        say()
+        say(f"10. What reimbursement owes for the month so far: deptmesh {shlex.join(BILL)}")
+        say(statement, end="")
+    ok = claim_id is not None and denied_trace is not None and statement != ""
     say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
     return 0 if ok else 1
 
 
 def run_departments(
     stack: ExitStack, workdir: Path, secrets: Path, store: Path
-) -> tuple[str | None, str | None]:
-    """Starts Consul and the departments (logs and databases in `workdir`, token files in
-    `secrets`), drives the claim and hr's attempt to pay."""
+) -> tuple[str | None, str | None, str]:
+    """Starts Consul, the ledger and the departments (logs and databases in `workdir`, token
+    files in `secrets`), drives the claim and hr's attempt to pay, then stops the
+    departments (the ledger and Consul stay, for the statement); and Consul's address."""
     agent = stack.enter_context(DevAgent())
     say(f"  started consul dev agent on {agent.address}, ACLs on (default deny)")
-    tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE))
+    ledger = ledger_installed()
+    tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE, *([LEDGER] if ledger else [])))
     files = token_files(tokens, secrets)
+    tokens.platform.write_file(secrets / f"{PLATFORM}.token")
     say(f"  a token per department (its own leaf and registration) in {secrets}/<name>.token")
     show_refusals(agent.address, files["hr"])
     platform = ConsulRegistry(agent.address, token=tokens.platform.secret_id)
     apply_company_policy(
         platform, (CONSOLE, "reimbursement", "allow"), (CONSOLE, "finance", "allow")
     )
-    say("  intentions, method rules and quota tiers written with the platform's token")
+    say("  intentions, method rules, quota tiers and rate cards written with the platform's token")
+    if ledger:
+        start_ledger(stack, workdir, agent.address, files, extra=("--log-format", "console"))
+    # The departments stop first, shipping their last usage to the ledger as they drain.
+    departments = stack.enter_context(ExitStack())
     start_departments(
-        stack,
+        departments,
         workdir,
         agent.address,
         files,
@@ -305,30 +355,50 @@ def run_departments(
     )
     # The demo's own console is a Connect service with a department's kind of token.
     registry = ConsulRegistry(agent.address, token_file=files[CONSOLE])
-    wait_until_healthy(registry, {"hr": 1, "finance": 2, "reimbursement": 1})
-    say("  Consul's gRPC health checks pass for all four instances")
+    expected = {"hr": 1, "finance": 2, "reimbursement": 1, **({LEDGER: 1} if ledger else {})}
+    wait_until_healthy(registry, expected)
+    say(f"  Consul's gRPC health checks pass for all {sum(expected.values())} instances")
     say(f"  every call is traced into {store.name}; service logs are in {workdir}")
     say(
         "  (their 'E... No match found for server name' lines are gRPC's own note on each"
         " mTLS connection, not a fault: see the README)"
     )
     say()
-    cache = stack.enter_context(contextlib.closing(EndpointCache(registry)))
+    cache = departments.enter_context(contextlib.closing(EndpointCache(registry)))
     # The demo calls as a Connect service of its own, over mTLS like everyone.
     identity = ConsulConnectIdentity(registry, CONSOLE)
-    stack.callback(identity.stop)
+    departments.callback(identity.stop)
     say(f"  calling as {identity().trust_domain} service {CONSOLE} (mTLS)")
     tracing = Tracing.start(CONSOLE, store_path=store, spiffe_id=own_spiffe_id(identity))
-    stack.callback(tracing.shutdown)
+    departments.callback(tracing.shutdown)
     claim_id = drive_claim(cache, identity, tracing)
     # Only hr's token obtains hr's leaf.
     hr_identity = ConsulConnectIdentity(ConsulRegistry(agent.address, token_file=files["hr"]), "hr")
-    stack.callback(hr_identity.stop)
+    departments.callback(hr_identity.stop)
     hr_tracing = Tracing.start("hr", store_path=store, spiffe_id=own_spiffe_id(hr_identity))
-    stack.callback(hr_tracing.shutdown)
+    departments.callback(hr_tracing.shutdown)
     denied_trace = show_hr_cannot_pay(cache, hr_identity, hr_tracing)
     say()
-    return claim_id, denied_trace
+    departments.close()
+    return claim_id, denied_trace, agent.address
+
+
+def show_statement(consul: str, secrets: Path) -> str | None:
+    """Reimbursement's statement for the month to date, from the ledger, as the platform;
+    "" if the ledger refused, None if it is not installed."""
+    if not ledger_installed():
+        say("  (the usage ledger, deptmesh.services.metering, is not installed: no statement)")
+        return None
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        status = deptmesh_command(
+            [
+                *BILL,
+                *("--as", PLATFORM, "--consul-address", consul),
+                *("--consul-token-file", str(secrets / f"{PLATFORM}.token")),
+            ]
+        )
+    return out.getvalue() if status == 0 else ""
 
 
 def show_refusals(consul: str, hr_token: Path) -> None:

@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from deptmesh.registry.acl import PLATFORM_IDENTITY
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.sidecar.host import DepartmentProcess, instance_of
@@ -93,16 +94,29 @@ class TestDepartmentToken:
 
 
 class TestPlatformToken:
-    def test_writes_policy_reads_usage_and_is_no_service(self, platform, department, hr_instance):
+    def test_writes_policy_reads_usage_and_is_no_department(
+        self, platform, department, hr_instance
+    ):
         """The platform writes intentions and policy documents and reads usage; it obtains no
-        leaf, registers nothing and, unless given the rotation policy, leaves the CA alone."""
+        department's leaf, registers no department and, unless given the rotation policy,
+        leaves the CA alone."""
         platform.set_intention("self-service", "travel", "allow")
         platform.kv_put(POLICY_KEY, json.dumps({"methods": {}}))
         department("finance").kv_put("deptmesh/usage/finance/finance-acl", '{"usage": []}')
         assert platform.kv_values("deptmesh/usage/finance/")["deptmesh/usage/finance/finance-acl"]
         assert "the Connect leaf of hr" in refused(platform.connect_leaf, "hr", 0, 0)
+        assert "the Connect leaf of metering" in refused(platform.connect_leaf, "metering", 0, 0)
         assert "registering" in refused(platform.register, hr_instance)
         assert "the Connect CA configuration" in refused(platform.rotate_connect_ca, "key")
+
+    def test_obtains_the_platform_leaf(self, platform, department):
+        """The platform's token gets the leaf of its mesh identity `platform`, which the
+        usage ledger lets read every department's usage; a department's token does not."""
+        _, leaf = platform.connect_leaf(PLATFORM_IDENTITY, 0, 0)
+        assert leaf["ServiceURI"].endswith(f"/svc/{PLATFORM_IDENTITY}")
+        assert "the Connect leaf of platform" in refused(
+            department("hr").connect_leaf, PLATFORM_IDENTITY, 0, 0
+        )
 
 
 class TestMonitoringToken:

@@ -17,11 +17,13 @@ from importlib.metadata import entry_points, version
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deptmesh.sidecar.cli.bill import add_bill_command
 from deptmesh.sidecar.cli.call import add_call_command
 from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
 from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
+from deptmesh.sidecar.cli.usage import add_usage_command
 from deptmesh.sidecar.flags import OneLineParser, host_port
 
 if TYPE_CHECKING:
@@ -179,6 +181,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_describe_command(commands)
     add_certificate_command(commands)
     add_policy_command(commands)
+    add_bill_command(commands)
+    add_usage_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )

@@ -2,7 +2,8 @@
 
 - `check FILE` validates the document (every problem as `FILE:LINE: key.path:
   what`, exit 1), then, when a Consul agent answers with a token, prints what
-  applying it would change;
+  applying it would change (exit 1 if a rate card change would reprice a
+  month already begun, which apply refuses);
 - `apply FILE` validates it and makes it the policy in force, all of it or
   nothing, never interleaved with another apply (deptmesh.sidecar.policy_document.apply);
 - `show` prints the policy in force, in the file's format.
@@ -102,7 +103,7 @@ def _summary(document: PolicyDocument) -> str:
     return (
         f"schema {document.schema_version}: {len(document.departments)} departments,"
         f" {len(document.intentions)} intentions, {len(document.method_rules)} method rules,"
-        f" {tiers} quota tiers"
+        f" {tiers} quota tiers, {len(document.rate_cards.cards)} rate cards"
     )
 
 
@@ -118,6 +119,7 @@ def _warn_live(live: LivePolicy) -> None:
 def _check(args: argparse.Namespace) -> int:
     from deptmesh.registry.protocol import RegistryError
     from deptmesh.sidecar.policy_document import (
+        PastRateCardChange,
         PolicyApplyError,
         plan_policy,
         render_changes,
@@ -136,6 +138,9 @@ def _check(args: argparse.Namespace) -> int:
             )
             return 0
         plan = plan_policy(registry, document)
+    except PastRateCardChange as refused:  # the file is valid, but apply would refuse it
+        print(f"{args.file}: {refused}", file=sys.stderr)
+        return 1
     except (ValueError, RegistryError, PolicyApplyError) as error:
         print(f"not compared with the live policy: {error}")
         return 0

@@ -5,6 +5,7 @@ line of each key, so that toml_file.py reports every problem as
 `file:line: key.path: what is wrong`, and writes documents back;
 contracts.py tells which methods the installed contracts declare; live.py
 reads the policy in force in Consul; changes.py compares two documents;
+rate_card_changes.py refuses rate card changes to months already begun;
 apply.py makes a document the policy in force, with check-and-set so that
 two applies never interleave. `deptmesh policy check|apply|show` is built on
 these (deptmesh.sidecar.cli.policy).
@@ -12,6 +13,7 @@ these (deptmesh.sidecar.cli.policy).
 
 from deptmesh.sidecar.policy_document.apply import (
     ConcurrentPolicyApply,
+    PastRateCardChange,
     PolicyApplyError,
     PolicyPlan,
     apply_policy,
@@ -40,6 +42,7 @@ __all__ = [
     "ConcurrentPolicyApply",
     "Department",
     "LivePolicy",
+    "PastRateCardChange",
     "PolicyApplyError",
     "PolicyDocument",
     "PolicyDocumentInvalid",

@@ -4,7 +4,9 @@ Consul 1.8 has no transaction over intentions, so an apply is:
 
 1. plan (`plan_policy`): read the apply record (deptmesh/policy/applied), then
    the live policy, and compute the changes. A record saying another apply is
-   under way (and younger than ABANDONED_AFTER) refuses at once;
+   under way (and younger than ABANDONED_AFTER) refuses at once, and so does a
+   rate card change that would reprice the current or a past month without
+   saying `retroactive = true` (PastRateCardChange, see rate_card_changes.py);
 2. take the record (`commit_plan`): write it "applying", with check-and-set
    on the index read in 1. An apply that read the record before another one
    took it fails here, having changed nothing (ConcurrentPolicyApply);
@@ -39,11 +41,13 @@ from deptmesh.sidecar.policy_document.live import (
     LivePolicy,
     read_live_policy,
 )
+from deptmesh.sidecar.policy_document.rate_card_changes import past_rate_card_changes
 from deptmesh.sidecar.policy_document.schema import PolicyDocument
 
 __all__ = [
     "ABANDONED_AFTER",
     "ConcurrentPolicyApply",
+    "PastRateCardChange",
     "PolicyApplyError",
     "PolicyPlan",
     "apply_policy",
@@ -63,6 +67,21 @@ class PolicyApplyError(RuntimeError):
 
 class ConcurrentPolicyApply(PolicyApplyError):
     """Another apply ran, or runs, at the same time: this one changed nothing."""
+
+
+class PastRateCardChange(PolicyApplyError):
+    """The document reprices a month already begun without `retroactive = true`: nothing
+    was changed. `reasons` says which cards."""
+
+    def __init__(self, reasons: list[str], current_month: str) -> None:
+        self.reasons = tuple(reasons)
+        year, month = map(int, current_month.split("-"))
+        following = f"{year + month // 12}-{month % 12 + 1:02d}"
+        super().__init__(
+            f"rate_cards: {'; '.join(reasons)}: nothing was changed. A change takes effect"
+            f' from the month it names: give it effective_month = "{following}" (or later),'
+            " or mark the card `retroactive = true` to reprice the months it covers"
+        )
 
 
 @dataclass(frozen=True)
@@ -87,6 +106,10 @@ def plan_policy(
             f"another policy apply (serial {record.serial}) has been under way since"
             f" {_time(record.at)}: nothing was changed; try again when it is done"
         )
+    current_month = datetime.fromtimestamp(clock(), UTC).strftime("%Y-%m")
+    reasons = past_rate_card_changes(live.document.rate_cards, document.rate_cards, current_month)
+    if reasons:
+        raise PastRateCardChange(reasons, current_month)
     return PolicyPlan(document, live, policy_changes(live.document, document))
 
 

@@ -2,7 +2,8 @@
 
 An entry is what a reviewer thinks of as one rule: an intention (source ->
 destination), a method rule (a method path), a department, one setting of the
-quota policy (`tiers.batch.rate`). Values are shown as TOML writes them.
+quota policy (`tiers.batch.rate`), one setting of a rate card
+(`2026-11.services.hr.tiers`). Values are shown as TOML writes them.
 """
 
 from __future__ import annotations
@@ -44,6 +45,14 @@ def section_entries(document: PolicyDocument) -> dict[str, dict[str, str]]:
             for path, callers in document.method_rules.items()
         },
         "quotas": dict(_leaves(document.quotas or {}, ())),
+        "rate_cards": {
+            key: value
+            for card in document.rate_cards.cards
+            for key, value in _leaves(
+                {k: v for k, v in card.policy_data().items() if k != "effective_month"},
+                (card.effective_month,),
+            )
+        },
     }
 
 

@@ -7,6 +7,8 @@ Where each section lives (the services watch the first three):
 - method_rules: the method-rules document at deptmesh/policy/method-rules;
 - quotas: the quota policy at deptmesh/policy/quotas;
 - departments: deptmesh/policy/departments, for `deptmesh policy show`;
+- rate_cards: the cards as JSON at deptmesh/policy/rate_cards, which the usage
+  ledger prices statements with (deptmesh.sidecar.metering.rate_card);
 - deptmesh/policy/applied: the apply record (serial, state, when, digest of
   the document), which every apply writes with check-and-set first and last
   (see apply.py).
@@ -26,6 +28,7 @@ from deptmesh.registry.acl import POLICY_PREFIX
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.authorization.policy import Intention, parse_method_rules
 from deptmesh.sidecar.authorization.sources import METHOD_RULES_KEY
+from deptmesh.sidecar.metering.rate_card import RATE_CARDS_KEY, RateCards
 from deptmesh.sidecar.policy_document.schema import Department, PolicyDocument
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
@@ -61,12 +64,17 @@ def _quotas_text(document: PolicyDocument) -> str | None:
     return None if document.quotas is None else _json(document.quotas)
 
 
+def _rate_cards_text(document: PolicyDocument) -> str | None:
+    return document.rate_cards.to_json() if document.rate_cards.cards else None
+
+
 # Section -> its KV key and its document there (None: no document); new sections
 # that live in KV are added here.
 KV_SECTIONS: Mapping[str, tuple[str, Callable[[PolicyDocument], str | None]]] = {
     "departments": (DEPARTMENTS_KEY, _departments_text),
     "method_rules": (METHOD_RULES_KEY, _method_rules_text),
     "quotas": (QUOTA_POLICY_KEY, _quotas_text),
+    "rate_cards": (RATE_CARDS_KEY, _rate_cards_text),
 }
 
 
@@ -134,16 +142,20 @@ def read_live_policy(registry: ConsulRegistry) -> LivePolicy:
     quotas = parsed(
         QUOTA_POLICY_KEY, lambda text: _canonical_quotas(parse_quota_policy(text).describe())
     )
+    rate_cards = parsed(RATE_CARDS_KEY, RateCards.from_json) or RateCards()
     declared = parsed(DEPARTMENTS_KEY, lambda text: dict(json.loads(text)["departments"])) or {}
     departments = {
         name: Department(str(fields.get("description", "")) if isinstance(fields, dict) else "")
         for name, fields in declared.items()
     }
     method_rules = {} if rules is None else {p: tuple(c) for p, c in rules.allowed_callers.items()}
-    for name in _names(intentions, method_rules, quotas):
+    named = _names(intentions, method_rules, quotas)
+    for card in rate_cards.cards:
+        named |= set(card.services) | set(card.subscriptions_nanos)
+    for name in named:
         departments.setdefault(name, Department())  # named in force, so shown declared
     return LivePolicy(
-        PolicyDocument(departments, intentions, method_rules, quotas),
+        PolicyDocument(departments, intentions, method_rules, quotas, rate_cards),
         {(e["SourceName"], e["DestinationName"]): e["ID"] for e in entries},
         {key: index for key, (index, _) in texts.items()},
         applied,

@@ -25,6 +25,22 @@ reviewed like code (deptmesh.services ships the company's). Schema 1:
     [quotas.services.finance.callers]
     reimbursement = "standard"
 
+Schema 2 adds the rate cards (deptmesh.sidecar.metering.rate_card: prices
+as decimal strings, exact to the nano; a change takes effect from its month):
+
+    [[rate_cards]]                      # one card per effective month
+    effective_month = "2026-11"         # the first month it prices
+    currency = "EUR"                    # ISO 4217
+    free_units = 1000                   # optional: per paying department and month
+    retroactive = false                 # optional: see apply.py, "past months"
+    [rate_cards.services.hr]            # a callee: a declared department
+    unit_price = "0.0010"               # per cost unit; or volume tiers:
+    # tiers = [{ name = "first 10k", up_to_units = 10000, unit_price = "0.0010" },
+    #          { name = "beyond", unit_price = "0.0005" }]
+    subscription = "25.00"              # optional: monthly, per department using it
+    [rate_cards.methods."/deptmesh.finance.v1.PaymentService/Payout"]
+    unit_price = "0.0500"               # a method's own price, over its callee's
+
 A section left out means none of it: no method rules, no quotas (nobody is
 limited). A top-level key the schema does not know is an error, so a typo
 never silently drops a section; later schemas add sections (a rate card, SLOs,
@@ -47,11 +63,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deptmesh.sidecar.authorization.policy import Intention
+from deptmesh.sidecar.metering.rate_card import RateCards, RateCardsInvalid, parse_rate_cards
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 
 __all__ = [
     "SCHEMA_VERSION",
     "SECTIONS",
+    "SECTION_SINCE",
     "Department",
     "KeyPath",
     "KnownMethod",
@@ -62,9 +80,11 @@ __all__ = [
     "validate_policy",
 ]
 
-SCHEMA_VERSION = 1
-# Top-level keys of schema 1, in the order a rendered document holds them.
-SECTIONS = ("schema_version", "departments", "intentions", "method_rules", "quotas")
+SCHEMA_VERSION = 2
+# Top-level keys, in the order a rendered document holds them.
+SECTIONS = ("schema_version", "departments", "intentions", "method_rules", "quotas", "rate_cards")
+# The sections a later schema added: a document written to an older one never holds them.
+SECTION_SINCE = {"rate_cards": 2}
 
 KeyPath = tuple[str | int, ...]
 # Whether a method path (`/package.Service/Method`) names a method of a known contract.
@@ -128,6 +148,7 @@ class PolicyDocument:
     intentions: tuple[Intention, ...]
     method_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     quotas: Mapping[str, Any] | None = None
+    rate_cards: RateCards = field(default_factory=RateCards)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -155,6 +176,8 @@ class PolicyDocument:
         }
         if self.quotas is not None:
             data["quotas"] = self.quotas
+        if self.rate_cards.cards:
+            data["rate_cards"] = [card.policy_data() for card in self.rate_cards.cards]
         return data
 
 
@@ -227,6 +250,7 @@ def validate_policy(data: Mapping[str, Any], *, known_method: KnownMethod) -> Po
     intentions = _intentions(check, data.get("intentions", []))
     method_rules = _method_rules(check, data.get("method_rules", {}))
     quotas = None if "quotas" not in data else _quotas(check, data["quotas"])
+    rate_cards = _rate_cards(check, data.get("rate_cards", []))
     if not check.problems and quotas is not None:
         try:  # what the services will parse: never publish what they would reject
             parse_quota_policy(json.dumps(quotas))
@@ -234,7 +258,7 @@ def validate_policy(data: Mapping[str, Any], *, known_method: KnownMethod) -> Po
             check.fail(("quotas",), str(error))
     if check.problems:
         raise PolicyDocumentInvalid(check.problems)
-    return PolicyDocument(departments, tuple(intentions), method_rules, quotas)
+    return PolicyDocument(departments, tuple(intentions), method_rules, quotas, rate_cards)
 
 
 def _schema_version(check: _Checker, data: Mapping[str, Any]) -> None:
@@ -248,6 +272,13 @@ def _schema_version(check: _Checker, data: Mapping[str, Any]) -> None:
             ("schema_version",),
             f"{version} is newer than this deptmesh knows ({SCHEMA_VERSION}): upgrade deptmesh",
         )
+    elif isinstance(version, int):
+        for section, since in SECTION_SINCE.items():
+            if section in data and version < since:
+                check.fail(
+                    (section,),
+                    f"a section of schema {since}: say `schema_version = {since}` (or newer)",
+                )
 
 
 def _departments(check: _Checker, value: object) -> dict[str, Department]:
@@ -417,3 +448,13 @@ def _assignments(check: _Checker, value: object, tiers: set[str], path: KeyPath)
             continue
         assigned[caller] = tier
     return assigned
+
+
+def _rate_cards(check: _Checker, value: object) -> RateCards:
+    """The cards (deptmesh.sidecar.metering.rate_card), their problems under rate_cards."""
+    try:
+        return parse_rate_cards(value, callees=check.departments, known_method=check.known_method)
+    except RateCardsInvalid as invalid:
+        for path, message in invalid.problems:
+            check.fail(("rate_cards", *path), message)
+        return RateCards()

@@ -134,4 +134,21 @@ def render_policy(document: PolicyDocument, *, header: str = "") -> str:
                 if rules.get(part):
                     out += ["", f"[{format_key_path(('quotas', 'services', destination, part))}]"]
                     out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in rules[part].items()]
+    for card in data.get("rate_cards", []):
+        out += _rate_card_lines(card)
     return "\n".join(out) + "\n"
+
+
+def _rate_card_lines(card: Mapping[str, Any]) -> list[str]:
+    """One `[[rate_cards]]` entry: its fields, then a table per callee and per method."""
+    out = ["", "[[rate_cards]]"]
+    out += [f"{k} = {toml_value(v)}" for k, v in card.items() if k not in ("services", "methods")]
+    for part in ("services", "methods"):
+        for name, price in card.get(part, {}).items():
+            out += ["", f"[{format_key_path(('rate_cards', part, name))}]"]
+            for key, value in price.items():
+                if key == "tiers":  # one tier a line, as a reviewer reads them
+                    out += ["tiers = [", *(f"  {toml_value(t)}," for t in value), "]"]
+                else:
+                    out.append(f"{key} = {toml_value(value)}")
+    return out
