@@ -124,6 +124,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
             server=server,
             flags=options.flags,
             connect=outbound.connect,
+            registry=mesh.registry,
         )
         undo.callback(department.build(context))
         port = server.start(f"{options.host}:{options.port}")
