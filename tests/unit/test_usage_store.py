@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import pytest
 
+from deptmesh.services.metering.months import Month
 from deptmesh.services.metering.store import UsageEntry, UsageStore
 from deptmesh.sidecar.errors import AlreadyExists
 
 GET = "/deptmesh.hr.v1.EmployeeService/GetEmployee"
 LIST = "/deptmesh.hr.v1.EmployeeService/ListEmployees"
-MINUTE = 1_790_000_040  # a minute's start
+SEPTEMBER = Month(2026, 9)
+MINUTE = SEPTEMBER.start_seconds + 3 * 86400  # a minute's start in September 2026
 OK, CLIENT_ERROR, SERVER_ERROR, THROTTLED, DENIED = 1, 2, 3, 4, 5
 
 
@@ -57,7 +59,7 @@ class TestRecording:
         batch = [entry("a/1/1", calls=3), entry("a/1/2", method=LIST, calls=4)]
         store.record(batch)
         assert store.record(batch) == (0, 2)
-        assert store.billable_units("reimbursement", MINUTE, MINUTE + 60) == {
+        assert store.billable_units("reimbursement", SEPTEMBER.start_seconds) == {
             ("hr", GET): 3,
             ("hr", LIST): 4,
         }
@@ -79,7 +81,7 @@ class TestRecording:
             store.record([entry("a/1/2", calls=5), entry("a/1/1", calls=3)])
         assert refused.value.reason == "RECORD_ID_REUSED"
         assert refused.value.metadata == {"record_id": "a/1/1"}
-        assert store.billable_units("reimbursement", MINUTE, MINUTE + 60) == {("hr", GET): 2}
+        assert store.billable_units("reimbursement", SEPTEMBER.start_seconds) == {("hr", GET): 2}
 
     def test_a_reused_id_within_one_batch_is_refused(self, store):
         """Two records of one batch with one id and different counts record nothing."""
@@ -92,23 +94,24 @@ class TestRecording:
         batch = [entry(f"a/1/{n}", calls=1) for n in range(2500)]
         assert store.record(batch) == (2500, 0)
         assert store.record(batch) == (0, 2500)
-        assert store.billable_units("reimbursement", MINUTE, MINUTE + 60) == {("hr", GET): 2500}
+        assert store.billable_units("reimbursement", SEPTEMBER.start_seconds) == {("hr", GET): 2500}
 
 
 class TestSums:
-    def test_billable_units_are_ok_calls_of_the_caller_in_the_range(self, store):
-        """Only OK calls of the paying caller within [start, end) are billable."""
+    def test_billable_units_are_ok_calls_of_the_caller_in_the_month(self, store):
+        """Only OK calls of the paying caller within the month are billable."""
         store.record(
             [
                 entry("1", calls=2, units=10),
                 entry("2", status=SERVER_ERROR, calls=1, units=5),
                 entry("3", status=THROTTLED, calls=1, units=5),
                 entry("4", caller="finance", calls=7),
-                entry("5", minute=MINUTE + 60, calls=9),
-                entry("6", minute=MINUTE - 60, calls=11),
+                entry("5", minute=SEPTEMBER.end_seconds, calls=9),
+                entry("6", minute=SEPTEMBER.start_seconds - 60, calls=11),
+                entry("7", minute=SEPTEMBER.end_seconds - 60, calls=1),
             ]
         )
-        assert store.billable_units("reimbursement", MINUTE, MINUTE + 60) == {("hr", GET): 10}
+        assert store.billable_units("reimbursement", SEPTEMBER.start_seconds) == {("hr", GET): 11}
 
     def test_usage_sums_per_caller_callee_and_method(self, store):
         """A department's usage as caller and as callee, with errors, throttles and denials."""

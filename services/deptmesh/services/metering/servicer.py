@@ -156,7 +156,7 @@ class UsageLedgerServicer(metering_pb2_grpc.UsageLedgerServiceServicer):
         statement = price_statement(
             department,
             str(month),
-            self._store.billable_units(department, month.start_seconds, month.end_seconds),
+            self._store.billable_units(department, month.start_seconds),
             card,
             closed=closed,
             generate_time=generated,

@@ -9,8 +9,11 @@ the unique key: the second insert of an id waits for the first's commit, then
 does nothing.
 
 Sums are computed by the database: (caller, minute) and (callee, minute)
-index the range of a department's usage, and the statement's query reads the
-rows of one caller's month and groups them by (callee, method). A closed
+index the range of a department's usage. Statements read `usage_months`, each
+caller's calls and units per (month, callee, method, status class), which the
+transaction that records a batch adds the batch's new records to (upserts in
+key order, so that replicas' transactions lock the same rows in the same
+order): a month of a million records is priced from a few rows. A closed
 month's statement is kept as the bytes first produced, once per (department,
 month).
 """
@@ -18,6 +21,7 @@ month).
 from __future__ import annotations
 
 import base64
+import datetime
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -44,6 +48,16 @@ CREATE TABLE IF NOT EXISTS usage_records (
 );
 CREATE INDEX IF NOT EXISTS usage_by_caller ON usage_records (caller, minute);
 CREATE INDEX IF NOT EXISTS usage_by_callee ON usage_records (callee, minute);
+CREATE TABLE IF NOT EXISTS usage_months (
+    caller TEXT NOT NULL,
+    month_start BIGINT NOT NULL,
+    callee TEXT NOT NULL,
+    method TEXT NOT NULL,
+    status_class BIGINT NOT NULL,
+    calls BIGINT NOT NULL,
+    cost_units BIGINT NOT NULL,
+    PRIMARY KEY (caller, month_start, callee, method, status_class)
+);
 CREATE TABLE IF NOT EXISTS closed_statements (
     department TEXT NOT NULL,
     month TEXT NOT NULL,
@@ -108,8 +122,42 @@ class UsageSum:
 def _insert_statement(rows: int) -> str:
     values = ", ".join(["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"] * rows)
     return (
-        f"INSERT INTO usage_records ({_COLUMNS}) VALUES {values} ON CONFLICT (record_id) DO NOTHING"
+        f"INSERT INTO usage_records ({_COLUMNS}) VALUES {values}"
+        " ON CONFLICT (record_id) DO NOTHING RETURNING record_id"
     )
+
+
+_ADD_TO_MONTH = (
+    "INSERT INTO usage_months"
+    " (caller, month_start, callee, method, status_class, calls, cost_units)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (caller, month_start, callee, method, status_class) DO UPDATE SET"
+    " calls = usage_months.calls + excluded.calls,"
+    " cost_units = usage_months.cost_units + excluded.cost_units"
+)
+
+
+def _month_start(minute: int) -> int:
+    moment = datetime.datetime.fromtimestamp(minute, datetime.UTC)
+    return int(datetime.datetime(moment.year, moment.month, 1, tzinfo=datetime.UTC).timestamp())
+
+
+def _monthly(entries: Sequence[UsageEntry]) -> list[tuple[object, ...]]:
+    """The entries' calls and units per (caller, month, callee, method, status), in key order."""
+    months: dict[int, int] = {}
+    sums: dict[tuple[str, int, str, str, int], list[int]] = {}
+    for e in entries:
+        month = months.get(e.minute)
+        if month is None:
+            month = months[e.minute] = _month_start(e.minute)
+        key = (e.caller, month, e.callee, e.method, e.status_class)
+        counts = sums.get(key)
+        if counts is None:
+            sums[key] = [e.calls, e.cost_units]
+        else:
+            counts[0] += e.calls
+            counts[1] += e.cost_units
+    return [(*key, *sums[key]) for key in sorted(sums)]
 
 
 def _chunks(items: Sequence[UsageEntry], size: int) -> list[Sequence[UsageEntry]]:
@@ -180,18 +228,24 @@ class UsageStore:
             if first != entry:
                 raise _record_id_reused(entry.record_id)
         batch = list(unique.values())
-        recorded = 0
+        new: list[UsageEntry] = []
         with self._db.write() as tx:
             for chunk in _chunks(batch, _ROWS_PER_INSERT):
-                recorded += tx.execute(
-                    _insert_statement(len(chunk)), list(itertools.chain.from_iterable(chunk))
-                )
-            if recorded < len(batch):
+                inserted = {
+                    row["record_id"]
+                    for row in tx.fetch_all(
+                        _insert_statement(len(chunk)), list(itertools.chain.from_iterable(chunk))
+                    )
+                }
+                new.extend(e for e in chunk if e.record_id in inserted)
+            if len(new) < len(batch):
                 # Some were there before: the same records, or others under their ids.
                 reused = _reused(tx, batch)
                 if reused is not None:
                     raise _record_id_reused(reused)  # rolls the batch back
-        return recorded, len(entries) - recorded
+            for month in _monthly(new):
+                tx.execute(_ADD_TO_MONTH, month)
+        return len(new), len(entries) - len(new)
 
     def usage(self, department: str, start: int, end: int) -> list[UsageSum]:
         """Usage per (caller, callee, method) with `department` as caller or callee,
@@ -224,16 +278,16 @@ class UsageStore:
             for row in rows
         ]
 
-    def billable_units(self, caller: str, start: int, end: int) -> dict[tuple[str, str], int]:
-        """(callee, method) -> cost units of `caller`'s calls that ended OK, over
-        minutes in [start, end) (Unix seconds)."""
+    def billable_units(self, caller: str, month_start: int) -> dict[tuple[str, str], int]:
+        """(callee, method) -> cost units of `caller`'s calls that ended OK in the month
+        starting at `month_start` (Unix seconds, UTC)."""
         with self._db.read() as tx:
             rows = tx.fetch_all(
                 "SELECT callee, method, CAST(SUM(cost_units) AS BIGINT) AS units"
-                " FROM usage_records"
-                f" WHERE caller = ? AND minute >= ? AND minute < ? AND status_class = {_OK}"
+                " FROM usage_months"
+                f" WHERE caller = ? AND month_start = ? AND status_class = {_OK}"
                 " GROUP BY callee, method",
-                (caller, start, end),
+                (caller, month_start),
             )
         return {(row["callee"], row["method"]): row["units"] for row in rows}
 
