@@ -34,7 +34,7 @@ from deptmesh.travel.v1 import travel_pb2, travel_pb2_grpc
 from tests.integration.servers import wait_for
 from tests.rpc_errors import error_reason, rpc_error
 
-DEPARTMENTS = ("hr", "finance", "reimbursement", "travel")
+DEPARTMENTS = ("hr", "finance", "reimbursement", "travel", "metering")
 IDENTITIES = (*DEPARTMENTS, "self-service", "platform", "monitoring")
 DEPTMESH = Path(sys.executable).with_name("deptmesh")
 
@@ -236,7 +236,7 @@ class TestDevDown:
         logs; `status` then exits 3, and `down` again exits 0 saying nothing is up."""
         dev_mesh.up()
         started = dev_mesh.record().processes
-        assert len(started) == 5
+        assert len(started) == len(DEPARTMENTS) + 1  # and Consul
         assert all(process.running for process in started)
 
         finished = dev_mesh.dev("down")

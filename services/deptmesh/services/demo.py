@@ -24,7 +24,6 @@ that is gone, do not stay.
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import os
 import shlex
@@ -117,11 +116,6 @@ def start_departments(
     start("finance")
     start("finance", replica=2)  # a second replica over the same database
     start("reimbursement")
-
-
-def ledger_installed() -> bool:
-    """Whether the usage ledger's department is installed (deptmesh.services.metering)."""
-    return importlib.util.find_spec(f"deptmesh.services.{LEDGER}") is not None
 
 
 def start_ledger(
@@ -314,10 +308,9 @@ def run_demo() -> int:
     say()
     say(f"The trace store and the services' logs stay in {workdir} for the commands above;")
     say(f"the next run replaces them. To delete them: rm -r {workdir}")
-    if statement is not None:
-        say()
-        say(f"10. What reimbursement owes for the month so far: deptmesh {shlex.join(BILL)}")
-        say(statement, end="")
+    say()
+    say(f"10. What reimbursement owes for the month so far: deptmesh {shlex.join(BILL)}")
+    say(statement or "  (the ledger gave no statement)\n", end="")
     ok = claim_id is not None and denied_trace is not None and statement != ""
     say("demo succeeded: the claim is PAID, once; hr may not pay" if ok else "demo FAILED")
     return 0 if ok else 1
@@ -331,8 +324,7 @@ def run_departments(
     departments (the ledger and Consul stay, for the statement); and Consul's address."""
     agent = stack.enter_context(DevAgent())
     say(f"  started consul dev agent on {agent.address}, ACLs on (default deny)")
-    ledger = ledger_installed()
-    tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE, *([LEDGER] if ledger else [])))
+    tokens = agent.admin().mesh_tokens((*DEPARTMENTS, CONSOLE, LEDGER))
     files = token_files(tokens, secrets)
     tokens.platform.write_file(secrets / f"{PLATFORM}.token")
     say(f"  a token per department (its own leaf and registration) in {secrets}/<name>.token")
@@ -342,8 +334,7 @@ def run_departments(
         platform, (CONSOLE, "reimbursement", "allow"), (CONSOLE, "finance", "allow")
     )
     say("  intentions, method rules, quota tiers and rate cards written with the platform's token")
-    if ledger:
-        start_ledger(stack, workdir, agent.address, files, extra=("--log-format", "console"))
+    start_ledger(stack, workdir, agent.address, files, extra=("--log-format", "console"))
     # The departments stop first, shipping their last usage to the ledger as they drain.
     departments = stack.enter_context(ExitStack())
     start_departments(
@@ -355,7 +346,7 @@ def run_departments(
     )
     # The demo's own console is a Connect service with a department's kind of token.
     registry = ConsulRegistry(agent.address, token_file=files[CONSOLE])
-    expected = {"hr": 1, "finance": 2, "reimbursement": 1, **({LEDGER: 1} if ledger else {})}
+    expected = {"hr": 1, "finance": 2, "reimbursement": 1, LEDGER: 1}
     wait_until_healthy(registry, expected)
     say(f"  Consul's gRPC health checks pass for all {sum(expected.values())} instances")
     say(f"  every call is traced into {store.name}; service logs are in {workdir}")
@@ -383,12 +374,9 @@ def run_departments(
     return claim_id, denied_trace, agent.address
 
 
-def show_statement(consul: str, secrets: Path) -> str | None:
+def show_statement(consul: str, secrets: Path) -> str:
     """Reimbursement's statement for the month to date, from the ledger, as the platform;
-    "" if the ledger refused, None if it is not installed."""
-    if not ledger_installed():
-        say("  (the usage ledger, deptmesh.services.metering, is not installed: no statement)")
-        return None
+    "" if the ledger refused."""
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         status = deptmesh_command(

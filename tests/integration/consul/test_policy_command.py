@@ -138,7 +138,7 @@ class TestCheck:
         changed = company_file(mesh, *CHANGES, name="changed.toml")
         assert mesh.policy("check", str(changed)) == 0
         out = capsys.readouterr().out.splitlines()
-        assert out[0].startswith(f"{changed}: valid, schema 2: 5 departments, 7 intentions")
+        assert out[0].startswith(f"{changed}: valid, schema 2: 7 departments, 13 intentions")
         assert out[1] == f"applying it to consul {mesh.address} would make 3 changes:"
         assert out[2:] == [
             "intentions:",

@@ -28,7 +28,8 @@ __all__ = [
     "wait_until_serving",
 ]
 
-DEPARTMENTS = ("hr", "finance", "reimbursement", "travel")
+# metering is the usage ledger the others' sidecars report to.
+DEPARTMENTS = ("hr", "finance", "reimbursement", "travel", "metering")
 # Every identity the mesh makes a token for: the departments, and the callers the
 # company's policy names that are not departments (the self-service app files trips).
 IDENTITIES = (*DEPARTMENTS, "self-service")

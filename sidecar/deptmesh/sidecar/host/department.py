@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from deptmesh.registry.protocol import Registry
 from deptmesh.sidecar.channel import DEFAULT_TIMEOUT_SECONDS, ServiceChannel
 from deptmesh.sidecar.server import Server
 
@@ -69,6 +70,9 @@ class HostContext:
     # with a deadline of at most `timeout`. The host closes these channels after
     # the department's closer. ValueError when the process has no registry.
     connect: Connect
+    # The registry the department registers in (a ConsulRegistry with --consul-address,
+    # whose policy documents a department may watch); None when it runs alone.
+    registry: Registry | None = None
 
 
 Build = Callable[[HostContext], Closer]

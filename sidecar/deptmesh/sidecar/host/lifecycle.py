@@ -129,6 +129,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
             server=server,
             flags=options.flags,
             connect=outbound.connect,
+            registry=mesh.registry,
         )
         undo.callback(department.build(context))
         try:
