@@ -126,6 +126,15 @@ class UsageSpool:
             return None
         return SpooledBatch(row[0], metering_pb2.ReportUsageRequest.FromString(row[1]))
 
+    def waiting(self) -> list[SpooledBatch]:
+        """Every batch waiting to be sent, oldest first."""
+        with self._lock:
+            rows = self._db.execute("SELECT seq, request FROM batches ORDER BY seq").fetchall()
+        return [
+            SpooledBatch(seq, metering_pb2.ReportUsageRequest.FromString(request))
+            for seq, request in rows
+        ]
+
     def delete(self, seq: int) -> None:
         """Forgets a batch the ledger acknowledged."""
         with self._lock, self._transaction():
