@@ -7,10 +7,8 @@ from __future__ import annotations
 import contextvars
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from concurrent import futures
 from pathlib import Path
 
 import grpc
@@ -18,12 +16,13 @@ import pytest
 from structlog.testing import capture_logs
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-from deptmesh.metering.v1 import metering_pb2, metering_pb2_grpc
+from deptmesh.metering.v1 import metering_pb2
 from deptmesh.sidecar.caller import CURRENT_CALLER, Caller
 from deptmesh.sidecar.chain.core import Call, RpcMethod
 from deptmesh.sidecar.channel import dial
 from deptmesh.sidecar.metering import MeteringStage, UsageByMinute, UsageShipper, UsageSpool
 from deptmesh.sidecar.quotas.stage import method_cost
+from tests.integration.fake_ledger import LedgerServer
 
 GET = RpcMethod(
     "/deptmesh.hr.v1.EmployeeService/GetEmployee",
@@ -34,66 +33,6 @@ GET = RpcMethod(
 )
 REIMBURSEMENT = Caller("reimbursement", "spiffe://td/ns/default/dc/dc1/svc/reimbursement", "r")
 NEVER = 3600.0  # a flush interval the test never waits for: it flushes and sends itself
-
-
-class FakeLedger(metering_pb2_grpc.UsageLedgerServiceServicer):
-    """A ledger that counts each record id once, and refuses when told to."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.records: dict[str, metering_pb2.UsageRecord] = {}
-        self.deliveries: list[list[str]] = []  # the record ids of every request, refused or not
-        self.refusals: list[grpc.StatusCode] = []  # the next requests' answers
-        self.lose_answers = 0  # the next requests are recorded, then answered as failed
-
-    def ReportUsage(self, request, context):
-        with self.lock:
-            self.deliveries.append([record.record_id for record in request.records])
-            if self.refusals:
-                code = self.refusals.pop(0)
-                context.abort(code, f"refused with {code.name} by the test")
-            recorded = duplicates = 0
-            for record in request.records:
-                if record.record_id in self.records:
-                    assert self.records[record.record_id] == record  # a redelivery is identical
-                    duplicates += 1
-                else:
-                    self.records[record.record_id] = record
-                    recorded += 1
-            if self.lose_answers:
-                self.lose_answers -= 1
-                context.abort(grpc.StatusCode.DEADLINE_EXCEEDED, "recorded, answered too late")
-        return metering_pb2.ReportUsageResponse(recorded=recorded, duplicates=duplicates)
-
-    def calls(self) -> int:
-        with self.lock:
-            return sum(record.calls for record in self.records.values())
-
-
-class LedgerServer:
-    """The fake ledger on a real grpc server, which can be stopped and started on its port."""
-
-    def __init__(self) -> None:
-        self.ledger = FakeLedger()
-        self.port = 0
-        self._server: grpc.Server | None = None
-        self.start()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def start(self) -> None:
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
-        metering_pb2_grpc.add_UsageLedgerServiceServicer_to_server(self.ledger, server)
-        self.port = server.add_insecure_port(f"127.0.0.1:{self.port}")
-        server.start()
-        self._server = server
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.stop(0).wait()
-            self._server = None
 
 
 @pytest.fixture
