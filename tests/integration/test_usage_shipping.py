@@ -323,8 +323,7 @@ class TestKilledProcess:
         assert len({rid.rsplit("/", 2)[0] for rid in ledger.records}) == 1  # from the first run
 
     def test_the_unflushed_window_is_one_flush_interval_of_calls(self, tmp_path, ledger_server):
-        """Calls made up to a kill are all delivered except those of the last flush interval
-        (plus the drain's half second)."""
+        """Calls made up to a kill are all delivered except those of the last flush interval."""
         flush_seconds = 0.5
         spool = tmp_path / "hr.usage-spool.sqlite"
         ledger = ledger_server.ledger
@@ -340,6 +339,6 @@ class TestKilledProcess:
         again.stop()  # sends whatever the killed one spooled
 
         lost = len(ended) - ledger.calls()
-        window = flush_seconds + 0.5 + 0.5  # flush interval, drain interval, scheduling slack
+        window = flush_seconds + 1.0  # the flush interval, and slack for a loaded machine
         in_window = sum(1 for at in ended if at > killed_at - window)
         assert 0 <= lost <= in_window

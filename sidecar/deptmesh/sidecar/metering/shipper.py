@@ -19,9 +19,9 @@ spool, and the batches after it go on.
 
 `stop()` flushes once more and tries to send for at most `final_send_seconds`;
 what is left stays in the spool for the next process with the same spool. A
-process killed without `stop()` loses at most the calls of its last
-`flush_seconds` (and those its drain thread had not counted yet, half a
-second's worth): everything flushed before is on disk.
+process killed without `stop()` loses at most the calls that ended since its
+last flush, `flush_seconds` worth (a flush drains the metering stage's queue
+first): everything flushed before is on disk.
 """
 
 from __future__ import annotations
