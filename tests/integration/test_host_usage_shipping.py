@@ -117,3 +117,19 @@ class TestHostedDepartmentShipsUsage:
         call_desk(hosted.address, 1)
         hosted.drain()
         assert not (tmp_path / "desk.usage-spool.sqlite").exists()
+
+    def test_a_spool_that_cannot_be_opened_stops_the_start(self, tmp_path):
+        """A --usage-spool that is not a usable file is a ValueError naming the flag."""
+        (tmp_path / "a-directory").mkdir()
+        with pytest.raises(ValueError, match="--usage-spool"):
+            start_department(
+                DESK,
+                options(
+                    tmp_path,
+                    "--usage-ledger",
+                    "metering",
+                    "--usage-spool",
+                    str(tmp_path / "a-directory"),
+                ),
+                Mesh(registry=StaticRegistry()),
+            )

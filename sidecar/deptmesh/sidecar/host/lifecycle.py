@@ -12,8 +12,8 @@ error is raised: the instance is never left half registered.
 `HostedDepartment.drain()` is the way out: marked draining in the registry (so
 callers stop choosing it), `drain_seconds` for their watches to notice,
 NOT_SERVING and no new calls, in-flight calls finish within `grace_seconds`,
-the last usage report and usage shipment, deregistration, the department's own closer, its
-outbound channels. The mesh (watches, buffered spans) is its owner's to close.
+the last usage shipment and usage report, deregistration, the department's own
+closer, its outbound channels. The mesh (watches, buffered spans) is its owner's to close.
 
 The process entry point (main.py) and the in-process tests take this same path.
 """
@@ -21,9 +21,11 @@ The process entry point (main.py) and the in-process tests take this same path.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
@@ -109,6 +111,13 @@ def _server_for(name: str, mesh: Mesh, by_minute: UsageByMinute | None) -> Serve
     )
 
 
+def _open_spool(path: Path) -> UsageSpool:
+    try:
+        return UsageSpool(path)
+    except (OSError, sqlite3.Error) as error:
+        raise ValueError(f"--usage-spool {path}: {error}") from error
+
+
 def _stop_now(server: Server) -> None:
     """Stops a server that failed to start up; after drain() it has stopped already."""
     if not server.wait_stopped(0):
@@ -120,7 +129,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
 
     Registration failing raises ControlPlaneUnavailable (ControlPlaneRefused when
     Consul refuses the token); `department.build` may raise ValueError for a
-    setting it cannot run with.
+    setting it cannot run with, and so does a usage spool that cannot be opened.
     """
     name = department.name
     # Usage per minute is counted only for a ledger that can be found.
@@ -167,7 +176,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
             reporter = UsageReporter(mesh.registry, server.metering, instance.instance_id)
             undo.callback(reporter.stop)  # after the last call: it is in the final report
         if ledger is not None and server.metering is not None:
-            spool = UsageSpool(options.usage_spool or default_usage_spool(name, options.db))
+            spool = _open_spool(options.usage_spool or default_usage_spool(name, options.db))
             undo.callback(spool.close)
             shipper = UsageShipper(
                 server.metering,
