@@ -20,10 +20,13 @@ class FakeLedger(metering_pb2_grpc.UsageLedgerServiceServicer):
         self.deliveries: list[list[str]] = []  # the record ids of every request, refused or not
         self.refusals: list[grpc.StatusCode] = []  # the next requests' answers
         self.lose_answers = 0  # the next requests are recorded, then answered as failed
+        self.traceparents: list[str | None] = []  # what each request carried
 
     def ReportUsage(self, request, context):
         with self.lock:
             self.deliveries.append([record.record_id for record in request.records])
+            metadata = dict(context.invocation_metadata())
+            self.traceparents.append(metadata.get("traceparent"))
             if self.refusals:
                 code = self.refusals.pop(0)
                 context.abort(code, f"refused with {code.name} by the test")

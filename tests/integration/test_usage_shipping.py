@@ -13,6 +13,8 @@ from pathlib import Path
 
 import grpc
 import pytest
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from structlog.testing import capture_logs
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
@@ -22,6 +24,7 @@ from deptmesh.sidecar.chain.core import Call, RpcMethod
 from deptmesh.sidecar.channel import dial
 from deptmesh.sidecar.metering import MeteringStage, UsageByMinute, UsageShipper, UsageSpool
 from deptmesh.sidecar.quotas.stage import method_cost
+from deptmesh.sidecar.tracing import Tracing
 from tests.integration.fake_ledger import LedgerServer
 
 GET = RpcMethod(
@@ -169,6 +172,25 @@ class TestUsageShipper:
         assert aside.reason == f"{code.name}: refused with {code.name} by the test"
         assert aside.request.records[0].calls == 1
         assert spool.waiting_records() == 0
+
+    def test_reports_are_sent_in_an_unsampled_trace(self, tmp_path, ledger_server):
+        """Through a traced channel a report carries a traceparent whose sampled flag is off,
+        and no span is recorded for it."""
+        exporter = InMemorySpanExporter()
+        tracing = Tracing.start("hr", exporter="none", processors=[SimpleSpanProcessor(exporter)])
+        channel = dial(ledger_server.address, tracing=tracing)
+        stage = metering()
+        spool = UsageSpool(tmp_path / "spool.sqlite")
+        shipper = UsageShipper(stage, channel, spool, run_id="hr-t", flush_seconds=NEVER)
+        serve_calls(stage, 1)
+        shipper.stop()
+        channel.close()
+        tracing.shutdown()
+
+        (traceparent,) = ledger_server.ledger.traceparents
+        assert traceparent is not None
+        assert traceparent.endswith("-00")
+        assert exporter.get_finished_spans() == ()
 
     def test_stop_flushes_and_sends_what_is_left(self, tmp_path, channel, ledger_server):
         """stop() ships the calls counted since the last flush without waiting for the next."""

@@ -17,6 +17,11 @@ PERMISSION_DENIED, ALREADY_EXISTS, ...) would refuse that batch forever: it is
 logged with the ledger's reason (`usage_batch_refused`) and set aside in the
 spool, and the batches after it go on.
 
+Reports are plumbing, not traced: each is sent in an unsampled trace context,
+so neither this process nor the ledger records a span for it (the ledger
+follows its caller's decision), and `deptmesh trace --last` still shows the
+last business call.
+
 `stop()` flushes once more and tries to send for at most `final_send_seconds`;
 what is left stays in the spool for the next process with the same spool. A
 process killed without `stop()` loses at most the calls that ended since its
@@ -35,6 +40,8 @@ from typing import Protocol
 import grpc
 import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
+from opentelemetry import trace
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from deptmesh.metering.v1 import metering_pb2, metering_pb2_grpc
 from deptmesh.sidecar.metering.minutes import MinuteUsage
@@ -175,7 +182,8 @@ class UsageShipper:
                 if timeout <= 0:
                     return False
             try:
-                self._ledger.ReportUsage(batch.request, timeout=timeout)
+                with trace.use_span(_unsampled(), end_on_exit=False):
+                    self._ledger.ReportUsage(batch.request, timeout=timeout)
             except grpc.RpcError as error:
                 code: grpc.StatusCode = error.code()
                 details: str = error.details() or ""
@@ -217,6 +225,18 @@ class UsageShipper:
                 after_seconds=round(time.monotonic() - self._unreachable_since, 1),
             )
             self._unreachable_since = None
+
+
+def _unsampled() -> NonRecordingSpan:
+    """A span of a new trace that nobody records: calls under it are not sampled."""
+    return NonRecordingSpan(
+        SpanContext(
+            trace_id=random.getrandbits(128) | 1,
+            span_id=random.getrandbits(64) | 1,
+            is_remote=False,
+            trace_flags=TraceFlags(TraceFlags.DEFAULT),
+        )
+    )
 
 
 def _record(record_id: str, callee: str, usage: MinuteUsage) -> metering_pb2.UsageRecord:
