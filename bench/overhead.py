@@ -21,15 +21,16 @@ measures per configuration:
 Configurations: bare grpc.aio; `authz`, the sidecar with identity and
 authorization; `quota`, adding usage metering and quota enforcement; `full`,
 everything a department runs (tracing at 100% to the local trace store, the
-access log to a file, metrics, authorization, quota); `sampled1`, the same at
-1% sampling; `otel_contrib`, bare grpc.aio with opentelemetry-instrumentation-grpc
-alone, for comparison; `floor`, not a product configuration but the ceiling of
-any chain with the sidecar's duties: one stage that only asks grpc what such a
-chain must ask per call (the peer's certificate for identity, the metadata for
-trace headers, the trailing quota metadata) and sets one context variable,
-deciding nothing. And one client configuration: `aio_connect`, the bare server
-called through `deptmesh.sidecar.aio_connect` (registry cache, balancer,
-deadline and retry rules, mTLS; no tracing) instead of a bare grpc.aio channel;
+access log to a file, usage counted per minute for the ledger, metrics,
+authorization, quota); `sampled1`, the same at 1% sampling; `otel_contrib`, bare
+grpc.aio with opentelemetry-instrumentation-grpc alone, for comparison; `floor`,
+not a product configuration but the ceiling of any chain with the sidecar's
+duties: one stage that only asks grpc what such a chain must ask per call (the
+peer's certificate for identity, the metadata for trace headers, the trailing
+quota metadata) and sets one context variable, deciding nothing. And one client
+configuration: `aio_connect`, the bare server called through
+`deptmesh.sidecar.aio_connect` (registry cache, balancer, deadline and retry
+rules, mTLS; no tracing) instead of a bare grpc.aio channel;
 its ratio is the client chain's cost, its server CPU is bare's.
 
 The last line is for scripts: `overhead full=<ratio> sampled1=<ratio>

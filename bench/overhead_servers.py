@@ -28,9 +28,10 @@ from deptmesh.sidecar.chain.core import Call, Chain, Gate
 from deptmesh.sidecar.identity.sources import ServerIdentity
 from deptmesh.sidecar.logs import configure_logging
 from deptmesh.sidecar.metering.access_log import AccessLog
+from deptmesh.sidecar.metering.minutes import UsageByMinute
 from deptmesh.sidecar.metering.stage import MeteringStage
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
-from deptmesh.sidecar.quotas.stage import REMAINING_KEY, QuotaStage
+from deptmesh.sidecar.quotas.stage import REMAINING_KEY, QuotaStage, method_cost
 from deptmesh.sidecar.tracing import Tracing
 
 SERVER, CALLER = "hr", "reimbursement"
@@ -108,7 +109,8 @@ async def _quota(identity: ServerIdentity, _: Path) -> int:
 
 async def _full(identity: ServerIdentity, directory: Path, sampling_ratio: float = 1.0) -> int:
     """Everything a department runs: identity, tracing to the local trace store, usage
-    metering with the access log written to a file, authorization, quota."""
+    metering with the access log written to a file and usage counted per minute for the
+    usage ledger, authorization, quota."""
     log_file = (directory / "access.log").open("a")
     configure_logging("json", file=log_file)
     tracing = Tracing.start(
@@ -120,7 +122,11 @@ async def _full(identity: ServerIdentity, directory: Path, sampling_ratio: float
         AioServer(
             identity_source=lambda: identity,
             authorization=(SERVER, lambda: _ACCESS),
-            metering=MeteringStage(SERVER, access_log=AccessLog(log_file)),
+            metering=MeteringStage(
+                SERVER,
+                access_log=AccessLog(log_file),
+                by_minute=UsageByMinute(SERVER, cost_of=method_cost),
+            ),
             quotas=QuotaStage(SERVER, lambda: _QUOTAS, lambda: 1),
             tracing=tracing,
         )

@@ -3,7 +3,9 @@
 `start_department` builds the department on a sidecar server wired to the mesh
 (identity, authorization, metering with the access log, quotas, tracing),
 starts serving, opens the Prometheus endpoint, registers the instance with a
-gRPC health check on the health-only port, and reports its usage to Consul.
+gRPC health check on the health-only port, reports its usage to Consul, and
+ships its usage per minute to the usage ledger (`--usage-ledger`, with a
+registry to find it in; a spool keeps it meanwhile: metering/shipper.py).
 If any step fails, the steps already done are undone in reverse order and the
 error is raised: the instance is never left half registered. A port that cannot
 be bound (`--port`, `--metrics-port`) is a StartupError naming the flag.
@@ -11,8 +13,8 @@ be bound (`--port`, `--metrics-port`) is a StartupError naming the flag.
 `HostedDepartment.drain()` is the way out: marked draining in the registry (so
 callers stop choosing it), `drain_seconds` for their watches to notice,
 NOT_SERVING and no new calls, in-flight calls finish within `grace_seconds`,
-the last usage report, deregistration, the department's own closer, its
-outbound channels. The mesh (watches, buffered spans) is its owner's to close.
+the last usage shipment and usage report, deregistration, the department's own
+closer, its outbound channels. The mesh (watches, buffered spans) is its owner's to close.
 
 The process entry point (main.py) and the in-process tests take this same path.
 """
@@ -20,9 +22,11 @@ The process entry point (main.py) and the in-process tests take this same path.
 from __future__ import annotations
 
 import contextlib
+import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import structlog
 
@@ -30,12 +34,21 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.model import ServiceInstance
 from deptmesh.sidecar.host.department import Department, HostContext
 from deptmesh.sidecar.host.mesh import Mesh
-from deptmesh.sidecar.host.options import HostOptions
+from deptmesh.sidecar.host.options import HostOptions, default_usage_spool
 from deptmesh.sidecar.host.outbound import OutboundChannels
 from deptmesh.sidecar.host.registration import Registration, instance_of
 from deptmesh.sidecar.host.startup import StartupError, check_bindable, unbindable
-from deptmesh.sidecar.metering import MeteringStage, MetricsEndpoint, UsageReporter
+from deptmesh.sidecar.metering import (
+    MeteringStage,
+    MetricsEndpoint,
+    UsageByMinute,
+    UsageReporter,
+    UsageShipper,
+    UsageSpool,
+    run_id,
+)
 from deptmesh.sidecar.quotas import QuotaStage
+from deptmesh.sidecar.quotas.stage import method_cost
 from deptmesh.sidecar.server import Server
 
 __all__ = ["HostedDepartment", "start_department"]
@@ -87,17 +100,24 @@ class HostedDepartment:
         _log.info("stopped", service=self.instance.service)
 
 
-def _server_for(name: str, mesh: Mesh) -> Server:
+def _server_for(name: str, mesh: Mesh, by_minute: UsageByMinute | None) -> Server:
     """The sidecar server a department runs on: every call metered, logged and traced."""
     return Server(
         identity_source=mesh.identity,
         authorization=None if mesh.policy is None else (name, mesh.policy),
-        metering=MeteringStage(name, access_log=mesh.access_log),
+        metering=MeteringStage(name, access_log=mesh.access_log, by_minute=by_minute),
         quotas=None
         if mesh.quota_policy is None
         else QuotaStage(name, mesh.quota_policy, mesh.replicas),
         tracing=mesh.tracing,
     )
+
+
+def _open_spool(path: Path) -> UsageSpool:
+    try:
+        return UsageSpool(path)
+    except (OSError, sqlite3.Error) as error:
+        raise ValueError(f"--usage-spool {path}: {error}") from error
 
 
 def _stop_now(server: Server) -> None:
@@ -112,12 +132,16 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
     Registration failing raises ControlPlaneUnavailable (ControlPlaneRefused when
     Consul refuses the token); a port that cannot be bound raises StartupError;
     `department.build` may raise StartupError for a resource it cannot use and
-    ValueError for a setting it cannot run with.
+    ValueError for a setting it cannot run with, and so does a usage spool that
+    cannot be opened.
     """
     name = department.name
     # Before the department opens anything: a port in use is the commonest mistake.
     check_bindable("--port", options.host, options.port)
-    server = _server_for(name, mesh)
+    # Usage per minute is counted only for a ledger that can be found.
+    ledger = options.usage_ledger if mesh.registry is not None else None
+    by_minute = None if ledger is None else UsageByMinute(name, cost_of=method_cost)
+    server = _server_for(name, mesh, by_minute)
     # Undone in reverse order, on failure here or by drain() after the server stopped.
     with contextlib.ExitStack() as undo:
         outbound = OutboundChannels(name, mesh)
@@ -169,6 +193,17 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
         if isinstance(mesh.registry, ConsulRegistry) and server.metering is not None:
             reporter = UsageReporter(mesh.registry, server.metering, instance.instance_id)
             undo.callback(reporter.stop)  # after the last call: it is in the final report
+        if ledger is not None and server.metering is not None:
+            spool = _open_spool(options.usage_spool or default_usage_spool(name, options.db))
+            undo.callback(spool.close)
+            shipper = UsageShipper(
+                server.metering,
+                outbound.connect(ledger),
+                spool,
+                run_id=run_id(instance.instance_id),
+                flush_seconds=options.usage_flush_seconds,
+            )
+            undo.callback(shipper.stop)  # after the last call, before the channel closes
         hosted = HostedDepartment(server, instance, options, registration, undo.pop_all().close)
     _log.info(
         "serving",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Literal, NoReturn
@@ -21,7 +21,7 @@ from deptmesh.sidecar.flags import OneLineParser, host_port
 from deptmesh.sidecar.host.department import Department
 from deptmesh.sidecar.tracing import Exporter
 
-__all__ = ["HostOptions", "parse_options", "usage_error"]
+__all__ = ["HostOptions", "default_usage_spool", "parse_options", "usage_error"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +56,15 @@ class HostOptions:
     trace_store: Path | None
     otlp_endpoint: str
     trace_sample_ratio: float
+    # The service usage is reported to through the mesh (the usage ledger); None
+    # reports none. By default `metering` with Consul, None without.
+    usage_ledger: str | None
+    # Where usage waits until the ledger has it; None: beside a SQLite --db, else
+    # under $XDG_STATE_HOME/deptmesh (see default_usage_spool).
+    usage_spool: Path | None
+    # How often usage is flushed to the spool and shipped: what a killed process
+    # may lose at most.
+    usage_flush_seconds: float
     # The department's own flags (Department.add_flags).
     flags: argparse.Namespace
 
@@ -150,9 +159,43 @@ def _parser(department: Department, prog: str | None) -> argparse.ArgumentParser
         default=float(os.environ.get("DEPTMESH_TRACE_SAMPLE_RATIO", "1.0")),
         help="share of new traces recorded, 0..1 (a caller's decision is followed)",
     )
+    host.add_argument(
+        "--usage-ledger",
+        metavar="SERVICE",
+        help="report usage per minute to this service through the mesh (default: metering"
+        " with Consul; 'none' reports none)",
+    )
+    host.add_argument(
+        "--usage-spool",
+        type=Path,
+        help="where usage waits until the ledger has it, kept across restarts (default:"
+        " beside a SQLite --db, DB.usage-spool.sqlite; else under $XDG_STATE_HOME/deptmesh)",
+    )
+    host.add_argument(
+        "--usage-flush-seconds",
+        type=float,
+        default=2.0,
+        help="how often usage is spooled and shipped: what a killed process may lose at most",
+    )
     if department.add_flags is not None:
         department.add_flags(parser)
     return parser
+
+
+def default_usage_spool(
+    name: str, db: Path | str, environ: Mapping[str, str] | None = None
+) -> Path:
+    """Where department `name` spools its usage when --usage-spool does not say: beside a
+    SQLite database (hr.db -> hr.usage-spool.sqlite), else
+    $XDG_STATE_HOME/deptmesh/usage-spool/<name>.sqlite (~/.local/state without it).
+    The same for every start, so that a restarted instance sends what the last one left."""
+    if isinstance(db, Path):
+        return db.with_name(f"{db.stem}.usage-spool.sqlite")
+    env = os.environ if environ is None else environ
+    state_home = env.get("XDG_STATE_HOME", "")
+    # The XDG spec says a relative value is invalid and must be ignored.
+    base = Path(state_home) if os.path.isabs(state_home) else Path.home() / ".local" / "state"
+    return base / "deptmesh" / "usage-spool" / f"{name}.sqlite"
 
 
 def _database(value: str) -> Path | str:
@@ -200,6 +243,8 @@ def _check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
             )
     if not 0.0 <= args.trace_sample_ratio <= 1.0:
         parser.error(f"--trace-sample-ratio must be within 0..1, got {args.trace_sample_ratio}")
+    if not args.usage_flush_seconds > 0:  # NaN too
+        parser.error(f"--usage-flush-seconds must be more than 0, got {args.usage_flush_seconds}")
     if args.trace_exporter == "otlp" and not args.otlp_endpoint:
         parser.error("--trace-exporter otlp needs --otlp-endpoint HOST:PORT")
 
@@ -217,6 +262,8 @@ def parse_options(
     _check(parser, parsed)
     args = vars(parsed)
     args["consul_address"] = args["consul_address"] or None
+    ledger = args["usage_ledger"] or ("metering" if args["consul_address"] else "none")
+    args["usage_ledger"] = None if ledger == "none" else ledger
     own = {name: value for name, value in args.items() if name not in _HOST_FLAGS}
     return HostOptions(
         **{name: args[name] for name in _HOST_FLAGS}, flags=argparse.Namespace(**own)

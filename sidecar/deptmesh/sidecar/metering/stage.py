@@ -10,7 +10,8 @@ the call's server span.
 A call's end is one append to a queue; counting and logging happen in batches
 on the drain thread (metering/drainer.py) twice a second, and before every
 read, so what `snapshot()` and `in_flight()` return includes every call that
-has ended.
+has ended. With a `UsageByMinute` the drain also counts each call in its
+minute, for the usage ledger (metering/minutes.py, taken by `take_minutes()`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from deptmesh.sidecar.caller import CURRENT_CALLER
 from deptmesh.sidecar.chain.core import Call, QuotaNote
 from deptmesh.sidecar.metering.access_log import AccessLog, Entry
 from deptmesh.sidecar.metering.drainer import drain_periodically
+from deptmesh.sidecar.metering.minutes import MinuteUsage, UsageByMinute
 
 __all__ = ["LATENCY_BUCKETS_S", "MeteringStage", "UsageRecord"]
 
@@ -53,9 +55,18 @@ class UsageRecord:
 class MeteringStage:
     """A server chain stage that counts each call against its caller, and logs it."""
 
-    def __init__(self, service: str, *, access_log: AccessLog | None = None) -> None:
+    def __init__(
+        self,
+        service: str,
+        *,
+        access_log: AccessLog | None = None,
+        by_minute: UsageByMinute | None = None,
+    ) -> None:
+        if by_minute is not None and by_minute.service != service:
+            raise ValueError(f"usage by minute of {by_minute.service!r}, not of {service!r}")
         self.service = service
         self._access_log = access_log
+        self._by_minute = by_minute
         # Calls started and ended, not yet counted: deque.append is atomic, so a call
         # never waits. An ended call comes with what the quota stage decided for it.
         self._started: collections.deque[tuple[str, str]] = collections.deque()
@@ -103,6 +114,8 @@ class MeteringStage:
                 else:
                     del in_flight[key]
                 self._count(entry, note)
+            if self._by_minute is not None and batch:
+                self._by_minute.count(batch)
             if self._access_log is not None and batch:
                 self._access_log.write(entry for entry, _ in batch)
 
@@ -124,6 +137,13 @@ class MeteringStage:
         record.latency_ms_total += duration_ms
         record.latency_ms_max = max(record.latency_ms_max, duration_ms)
         record.latency_counts[bisect.bisect_left(_LATENCY_BUCKETS_NS, duration_ns)] += 1
+
+    def take_minutes(self) -> list[MinuteUsage]:
+        """Usage per minute counted since the last take, every ended call included;
+        none without a UsageByMinute."""
+        self.drain()
+        with self._lock:
+            return [] if self._by_minute is None else self._by_minute.take()
 
     def in_flight(self) -> dict[tuple[str, str], int]:
         """(caller, method) -> calls running now."""
