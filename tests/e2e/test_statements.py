@@ -19,6 +19,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import grpc
 import pytest
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -92,6 +93,7 @@ class Mesh:
             FixedEndpoint(address),
             channel_factory=mtls_channel_factory(service, identity),
             identity=identity,
+            default_timeout=10,
         )
         self.stack.callback(channel.close)
         return channel
@@ -263,8 +265,11 @@ class TestStatements:
             sent += 1
         mesh.start("metering", "metering", OTHERS_FLUSH_SECONDS)
         ledger = Ledger(mesh)
-        wait_for(
-            lambda: ledger.calls("finance", "hr", GET_EMPLOYEE) == counted + sent,
-            60,
-            "the spooled usage delivered",
-        )
+
+        def delivered() -> bool:
+            try:
+                return ledger.calls("finance", "hr", GET_EMPLOYEE) == counted + sent
+            except grpc.RpcError:  # until Consul's check of the new ledger passes
+                return False
+
+        wait_for(delivered, 60, "the spooled usage delivered")
