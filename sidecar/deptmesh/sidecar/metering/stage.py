@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+from google.protobuf.message import Message
+from opentelemetry.trace import Span
 
 from deptmesh.sidecar.caller import CURRENT_CALLER
 from deptmesh.sidecar.chain.core import Call, QuotaNote
@@ -52,6 +54,28 @@ class UsageRecord:
     latency_counts: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
 
 
+# An ended call as the call path leaves it: an Entry with the request and response
+# messages where their sizes go.
+_Ended = tuple[float, str, str, grpc.StatusCode, int, Message | None, Message | None, Span | None]
+
+
+def _sized(ended: tuple[_Ended, QuotaNote | None]) -> tuple[Entry, QuotaNote | None]:
+    (when, caller, path, code, duration_ns, request, response, span), note = ended
+    return (
+        (
+            when,
+            caller,
+            path,
+            code,
+            duration_ns,
+            0 if request is None else request.ByteSize(),
+            0 if response is None else response.ByteSize(),
+            span,
+        ),
+        note,
+    )
+
+
 class MeteringStage:
     """A server chain stage that counts each call against its caller, and logs it."""
 
@@ -70,7 +94,7 @@ class MeteringStage:
         # Calls started and ended, not yet counted: deque.append is atomic, so a call
         # never waits. An ended call comes with what the quota stage decided for it.
         self._started: collections.deque[tuple[str, str]] = collections.deque()
-        self._ended: collections.deque[tuple[Entry, QuotaNote | None]] = collections.deque()
+        self._ended: collections.deque[tuple[_Ended, QuotaNote | None]] = collections.deque()
         # What the drains counted: (caller, method) -> calls in flight, and the records.
         self._in_flight: dict[tuple[str, str], int] = {}
         self._records: dict[tuple[str, str, grpc.StatusCode], UsageRecord] = {}
@@ -83,17 +107,18 @@ class MeteringStage:
 
     def finish(self, call: Call) -> None:
         caller = CURRENT_CALLER.get()
-        entry: Entry = (
+        ended: _Ended = (
             time.time(),
             "" if caller is None else caller.service,
             call.method.path,
             call.code,
             time.perf_counter_ns() - call.started_ns,
-            0 if call.request is None else call.request.ByteSize(),
-            0 if call.response is None else call.response.ByteSize(),
+            # The messages themselves: their sizes are taken in the drain, off the path.
+            call.request,
+            call.response,
             call.span,  # its ids are read when the entry is logged, off the call's path
         )
-        self._ended.append((entry, call.quota))
+        self._ended.append((ended, call.quota))
 
     def drain(self) -> None:
         """Counts the calls that ended since the last drain and writes their access events."""
@@ -101,7 +126,7 @@ class MeteringStage:
             # Ended calls first: every call taken from `_ended` then has its start
             # in `_started` already, so no count goes below zero.
             ended, started = self._ended, self._started
-            batch = [ended.popleft() for _ in range(len(ended))]
+            batch = [_sized(ended.popleft()) for _ in range(len(ended))]
             starts = [started.popleft() for _ in range(len(started))]
             in_flight = self._in_flight
             for key in starts:
