@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from deptmesh.sidecar.authorization.policy import Intention
+from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy, parse_monitoring
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 
 __all__ = [
@@ -64,7 +65,7 @@ __all__ = [
 
 SCHEMA_VERSION = 1
 # Top-level keys of schema 1, in the order a rendered document holds them.
-SECTIONS = ("schema_version", "departments", "intentions", "method_rules", "quotas")
+SECTIONS = ("schema_version", "departments", "intentions", "method_rules", "quotas", "monitoring")
 
 KeyPath = tuple[str | int, ...]
 # Whether a method path (`/package.Service/Method`) names a method of a known contract.
@@ -129,6 +130,8 @@ class PolicyDocument:
     method_rules: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     quotas: Mapping[str, Any] | None = None
     schema_version: int = SCHEMA_VERSION
+    # SLOs and traffic thresholds (policy_document.monitoring); None: no [monitoring].
+    monitoring: MonitoringPolicy | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "departments", dict(sorted(self.departments.items())))
@@ -155,6 +158,8 @@ class PolicyDocument:
         }
         if self.quotas is not None:
             data["quotas"] = self.quotas
+        if self.monitoring is not None:
+            data["monitoring"] = self.monitoring.to_data()
         return data
 
 
@@ -232,9 +237,19 @@ def validate_policy(data: Mapping[str, Any], *, known_method: KnownMethod) -> Po
             parse_quota_policy(json.dumps(quotas))
         except ValueError as error:
             check.fail(("quotas",), str(error))
+    monitoring = None
+    if "monitoring" in data:
+        monitoring = parse_monitoring(
+            data["monitoring"],
+            fail=check.fail,
+            department=check.department,
+            tiers=set((quotas or {}).get("tiers", {})),
+        )
     if check.problems:
         raise PolicyDocumentInvalid(check.problems)
-    return PolicyDocument(departments, tuple(intentions), method_rules, quotas)
+    return PolicyDocument(
+        departments, tuple(intentions), method_rules, quotas, monitoring=monitoring
+    )
 
 
 def _schema_version(check: _Checker, data: Mapping[str, Any]) -> None:
