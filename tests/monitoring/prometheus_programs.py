@@ -42,8 +42,8 @@ class PrometheusPrograms:
         )
 
     def alertmanager_check(self, config: Path) -> subprocess.CompletedProcess[str]:
-        """Alertmanager's configuration check: amtool, beside the alertmanager binary."""
-        amtool = self.alertmanager.resolve().with_name("amtool")
+        """Alertmanager's configuration check, by its amtool."""
+        amtool = self.directory / "amtool"
         return subprocess.run(
             [str(amtool), "check-config", str(config)],
             capture_output=True,

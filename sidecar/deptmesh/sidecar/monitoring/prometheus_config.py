@@ -33,6 +33,9 @@ class PrometheusSetup:
     evaluation_interval: str = "15s"
     # How often Prometheus asks Consul again (it also watches, with blocking queries).
     refresh_interval: str = "30s"
+    # Named, so that Prometheus need not ask the agent (/v1/agent/self needs agent
+    # read, which the monitoring token does not have).
+    datacenter: str = "dc1"
     external_labels: dict[str, str] = field(default_factory=dict)
 
 
@@ -50,6 +53,7 @@ def prometheus_config(setup: PrometheusSetup) -> dict[str, Any]:
                 "consul_sd_configs": [
                     {
                         "server": setup.consul_address,
+                        "datacenter": setup.datacenter,
                         # Inline: Prometheus 2.24 (Debian's last with Consul discovery)
                         # reads no token file. Keep the configuration private.
                         "token": setup.consul_token,
