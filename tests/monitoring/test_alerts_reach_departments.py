@@ -28,6 +28,7 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.services import intentions
 from deptmesh.services.company_policy import company_policy
 from deptmesh.sidecar.channel import client
+from deptmesh.sidecar.cli import main
 from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 from deptmesh.sidecar.monitoring import (
@@ -120,7 +121,7 @@ def monitoring(
     tmp_path: Path,
 ) -> Iterator[str]:
     """Prometheus and Alertmanager configured as generated, with the test's timings;
-    yields Prometheus's URL."""
+    yields Alertmanager's URL."""
     agent, tokens = mesh
     programs = MonitoringPrograms(prometheus_programs.directory)
     document = dataclasses.replace(company_policy(), monitoring=TEST_POLICY)
@@ -163,7 +164,7 @@ def monitoring(
     try:
         wait_until_ready(f"http://127.0.0.1:{alertmanager_port}", 30)
         wait_until_ready(f"http://127.0.0.1:{prometheus_port}", 30)
-        yield f"http://127.0.0.1:{prometheus_port}"
+        yield f"http://127.0.0.1:{alertmanager_port}"
     finally:
         for child in children:
             child.stop()
@@ -218,11 +219,15 @@ def _about(caller: str, status: str, path: str) -> Callable[[Notification], bool
 
 class TestTrafficAlert:
     def test_a_flooding_caller_is_alerted_on_and_resolved(
-        self, mesh: tuple[DevAgent, MeshTokens], monitoring: str, receiver: WebhookReceiver
+        self,
+        mesh: tuple[DevAgent, MeshTokens],
+        monitoring: str,
+        receiver: WebhookReceiver,
+        capsys: pytest.CaptureFixture[str],
     ) -> None:
         """travel's flood past its threshold reaches hr's and travel's receivers, labelled
         with both, then resolves once it stops; reimbursement, calling steadily below its
-        threshold, is never alerted on."""
+        threshold, is never alerted on; `deptmesh alerts` lists the alert with its runbook."""
         agent, tokens = mesh
         neighbour = _Calls(agent, tokens, NEIGHBOUR, pause=0.5)
         flood = _Calls(agent, tokens, FLOODER, pause=0.0)
@@ -234,8 +239,13 @@ class TestTrafficAlert:
                     _about(FLOODER, "firing", f"/{FLOODER}"), 10, f"{ALERT} to {FLOODER}"
                 ),
             ]
+            assert main(["alerts", "--alertmanager", monitoring]) == 0
+            listed = capsys.readouterr().out
         finally:
             flood.stop()
+        assert ALERT in listed
+        assert f"caller={FLOODER}" in listed
+        assert "runbook:" in listed
         for notification in fired:
             labels = notification.labels
             assert (labels["service"], labels["department"]) == ("hr", "hr")

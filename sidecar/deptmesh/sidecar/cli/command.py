@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from deptmesh.sidecar.cli.call import add_call_command
 from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
+from deptmesh.sidecar.cli.monitor import add_alerts_command, add_monitor_command
 from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
 from deptmesh.sidecar.flags import OneLineParser, host_port
@@ -179,6 +180,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_describe_command(commands)
     add_certificate_command(commands)
     add_policy_command(commands)
+    add_monitor_command(commands)
+    add_alerts_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )
