@@ -11,11 +11,16 @@ evaluation a second, and Alertmanager grouping at once.
 from __future__ import annotations
 
 import dataclasses
+import json
 import socket
 import subprocess
 import threading
+import time
+import urllib.parse
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import grpc
 import pytest
@@ -44,6 +49,7 @@ from deptmesh.sidecar.monitoring import (
     wait_until_ready,
 )
 from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy
+from tests.integration.servers import wait_for
 from tests.monitoring.prometheus_programs import PrometheusPrograms
 from tests.monitoring.webhook_receiver import Notification, WebhookReceiver
 
@@ -61,6 +67,19 @@ def _free_port() -> int:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
     return port
+
+
+@dataclasses.dataclass(frozen=True)
+class Monitoring:
+    prometheus: str
+    alertmanager: str
+
+    def query(self, expression: str) -> list[dict[str, Any]]:
+        """Prometheus's instant vector for `expression`."""
+        url = f"{self.prometheus}/api/v1/query?" + urllib.parse.urlencode({"query": expression})
+        with urllib.request.urlopen(url, timeout=5) as response:
+            result: list[dict[str, Any]] = json.load(response)["data"]["result"]
+        return result
 
 
 class _Child:
@@ -119,9 +138,8 @@ def monitoring(
     receiver: WebhookReceiver,
     prometheus_programs: PrometheusPrograms,
     tmp_path: Path,
-) -> Iterator[str]:
-    """Prometheus and Alertmanager configured as generated, with the test's timings;
-    yields Alertmanager's URL."""
+) -> Iterator[Monitoring]:
+    """Prometheus and Alertmanager configured as generated, with the test's timings."""
     agent, tokens = mesh
     programs = MonitoringPrograms(prometheus_programs.directory)
     document = dataclasses.replace(company_policy(), monitoring=TEST_POLICY)
@@ -164,7 +182,9 @@ def monitoring(
     try:
         wait_until_ready(f"http://127.0.0.1:{alertmanager_port}", 30)
         wait_until_ready(f"http://127.0.0.1:{prometheus_port}", 30)
-        yield f"http://127.0.0.1:{alertmanager_port}"
+        yield Monitoring(
+            f"http://127.0.0.1:{prometheus_port}", f"http://127.0.0.1:{alertmanager_port}"
+        )
     finally:
         for child in children:
             child.stop()
@@ -221,7 +241,7 @@ class TestTrafficAlert:
     def test_a_flooding_caller_is_alerted_on_and_resolved(
         self,
         mesh: tuple[DevAgent, MeshTokens],
-        monitoring: str,
+        monitoring: Monitoring,
         receiver: WebhookReceiver,
         capsys: pytest.CaptureFixture[str],
     ) -> None:
@@ -239,7 +259,7 @@ class TestTrafficAlert:
                     _about(FLOODER, "firing", f"/{FLOODER}"), 10, f"{ALERT} to {FLOODER}"
                 ),
             ]
-            assert main(["alerts", "--alertmanager", monitoring]) == 0
+            assert main(["alerts", "--alertmanager", monitoring.alertmanager]) == 0
             listed = capsys.readouterr().out
         finally:
             flood.stop()
@@ -255,3 +275,20 @@ class TestTrafficAlert:
         neighbour.stop()
         assert neighbour.calls > 0
         assert not [n for n in receiver.notifications if n.labels.get("caller") == NEIGHBOUR]
+
+    def test_hr_is_a_healthy_target_found_through_consul(self, monitoring: Monitoring) -> None:
+        """Prometheus finds hr through Consul with no target configured, scrapes it, and
+        reads its leaf's expiry, a day or more ahead."""
+        [up] = wait_for(
+            lambda: monitoring.query('up{job="deptmesh", department="hr"} == 1'),
+            30,
+            "hr scraped",
+        )
+        assert up["metric"]["consul_instance"].startswith("hr-")
+        [leaf] = wait_for(
+            lambda: monitoring.query("deptmesh_connect_leaf_expiry_timestamp_seconds"),
+            30,
+            "hr's leaf expiry",
+        )
+        assert leaf["metric"]["department"] == "hr"
+        assert float(leaf["value"][1]) > time.time() + 86400

@@ -35,6 +35,7 @@ from deptmesh.sidecar.host.outbound import OutboundChannels
 from deptmesh.sidecar.host.registration import Registration, instance_of
 from deptmesh.sidecar.host.startup import StartupError, check_bindable, unbindable
 from deptmesh.sidecar.metering import MeteringStage, MetricsEndpoint, UsageReporter
+from deptmesh.sidecar.monitoring import InstanceCollector
 from deptmesh.sidecar.quotas import QuotaStage
 from deptmesh.sidecar.server import Server
 
@@ -150,6 +151,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
                     "--metrics-port", options.host, options.metrics_port, error
                 ) from error
             undo.callback(metrics.close)
+            metrics.registry.register(InstanceCollector(mesh.identity, outbound.staleness))
             metrics_port = metrics.port
         instance = instance_of(
             name,

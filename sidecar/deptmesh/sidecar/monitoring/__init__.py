@@ -3,7 +3,8 @@
 recording_rules.py and alerting_rules.py write Prometheus's rules (rules.py
 puts them together); prometheus_config.py makes Prometheus find every instance
 through Consul; alertmanager_config.py routes each alert to its department's
-owners; firing_alerts.py reads what Alertmanager holds; programs.py finds and
+owners; firing_alerts.py reads what Alertmanager holds; instance_metrics.py exports
+what the rules need of an instance beyond its calls (leaf expiry, cache ages); programs.py finds and
 starts Prometheus and Alertmanager for a local mesh or a test. The configurations are
 plain data: `render` writes them as JSON, which Prometheus, promtool and
 Alertmanager read as the YAML it is. `deptmesh monitor` and `deptmesh alerts`
@@ -20,6 +21,7 @@ from deptmesh.sidecar.monitoring.firing_alerts import (
     FiringAlert,
     firing_alerts,
 )
+from deptmesh.sidecar.monitoring.instance_metrics import InstanceCollector
 from deptmesh.sidecar.monitoring.programs import (
     MonitoringPrograms,
     MonitoringProgramsNotFound,
@@ -37,6 +39,7 @@ __all__ = [
     "PLATFORM_RECEIVER",
     "AlertmanagerUnavailable",
     "FiringAlert",
+    "InstanceCollector",
     "MonitoringPrograms",
     "MonitoringProgramsNotFound",
     "PrometheusSetup",
