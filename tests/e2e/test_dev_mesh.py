@@ -236,7 +236,7 @@ class TestDevDown:
         logs; `status` then exits 3, and `down` again exits 0 saying nothing is up."""
         dev_mesh.up()
         started = dev_mesh.record().processes
-        assert len(started) == 5
+        assert len(started) == 7  # Consul, the four departments, Prometheus, Alertmanager
         assert all(process.running for process in started)
 
         finished = dev_mesh.dev("down")

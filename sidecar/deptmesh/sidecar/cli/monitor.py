@@ -196,6 +196,7 @@ def _alerts(args: argparse.Namespace) -> int:
     if not alerts:
         print(f"nothing is firing ({url})")
         return 0
+    print(f"firing at {url}:")
     rows: list[tuple[str, ...]] = [("ALERT", "ABOUT", "SUMMARY")]
     for alert in alerts:
         about = ", ".join(

@@ -17,19 +17,23 @@ __all__ = ["PLATFORM_RECEIVER", "alertmanager_config"]
 PLATFORM_RECEIVER = "platform"
 
 
-def _receiver(name: str, url: str) -> dict[str, Any]:
+def _receiver(name: str, url: str | None) -> dict[str, Any]:
+    if url is None:
+        return {"name": name}  # held and shown, sent nowhere
     return {"name": name, "webhook_configs": [{"url": url, "send_resolved": True}]}
 
 
 def alertmanager_config(
     departments: Iterable[str],
-    webhook_url: str,
+    webhook_url: str | None,
     *,
     group_wait: str = "30s",
     group_interval: str = "5m",
     repeat_interval: str = "4h",
 ) -> dict[str, Any]:
-    """The configuration's content (JSON, which Alertmanager reads as the YAML it is)."""
+    """The configuration's content (JSON, which Alertmanager reads as the YAML it is);
+    `webhook_url` None: receivers that send nowhere (a local mesh: `deptmesh alerts`
+    and Alertmanager's UI show what fires)."""
     names = sorted(set(departments))
     # `match` rather than `matchers`: Alertmanager 0.21 (Debian bullseye's) knows no other.
     caller_routes = [
@@ -53,10 +57,11 @@ def alertmanager_config(
             "routes": caller_routes + callee_routes,
         },
         "receivers": [
-            _receiver(PLATFORM_RECEIVER, webhook_url.replace("{department}", PLATFORM_RECEIVER)),
-            *(
-                _receiver(f"department-{name}", webhook_url.replace("{department}", name))
-                for name in names
-            ),
+            _receiver(PLATFORM_RECEIVER, _url(webhook_url, PLATFORM_RECEIVER)),
+            *(_receiver(f"department-{name}", _url(webhook_url, name)) for name in names),
         ],
     }
+
+
+def _url(template: str | None, department: str) -> str | None:
+    return None if template is None else template.replace("{department}", department)
