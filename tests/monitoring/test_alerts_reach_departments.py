@@ -112,7 +112,7 @@ def mesh(tmp_path: Path) -> Iterator[tuple[DevAgent, MeshTokens]]:
                 *("--port", "0", "--metrics-port", "0", "--db", str(tmp_path / "hr.db")),
                 "--seed-demo-data",
                 *("--consul-address", agent.address, "--consul-token-file", str(token)),
-                *("--trace-exporter", "none"),
+                *("--trace-store", str(tmp_path / "traces.sqlite")),
             ],
             tmp_path / "hr.log",
         )
@@ -278,7 +278,7 @@ class TestTrafficAlert:
 
     def test_hr_is_a_healthy_target_found_through_consul(self, monitoring: Monitoring) -> None:
         """Prometheus finds hr through Consul with no target configured, scrapes it, and
-        reads its leaf's expiry, a day or more ahead."""
+        reads its leaf's expiry (a day or more ahead) and its trace store's bound."""
         [up] = wait_for(
             lambda: monitoring.query('up{job="deptmesh", department="hr"} == 1'),
             30,
@@ -292,3 +292,5 @@ class TestTrafficAlert:
         )
         assert leaf["metric"]["department"] == "hr"
         assert float(leaf["value"][1]) > time.time() + 86400
+        [capacity] = monitoring.query("deptmesh_trace_store_capacity_spans")
+        assert float(capacity["value"][1]) > 0

@@ -60,3 +60,11 @@ class TestInstanceCollector:
         text = generate_latest(registry).decode()
         assert "# TYPE deptmesh_connect_leaf_expiry_timestamp_seconds gauge" in text
         assert "# TYPE deptmesh_registry_cache_staleness_seconds gauge" in text
+
+    def test_the_trace_store_fill_is_exported_when_there_is_a_store(self) -> None:
+        """Spans held and the bound, as two gauges; neither without a store."""
+        samples = _samples(InstanceCollector(None, dict, lambda: (950, 1000)))
+        assert samples[("deptmesh_trace_store_spans", ())] == 950
+        assert samples[("deptmesh_trace_store_capacity_spans", ())] == 1000
+        without = _samples(InstanceCollector(None, dict))
+        assert not [key for key in without if key[0].startswith("deptmesh_trace_store")]

@@ -151,7 +151,13 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
                     "--metrics-port", options.host, options.metrics_port, error
                 ) from error
             undo.callback(metrics.close)
-            metrics.registry.register(InstanceCollector(mesh.identity, outbound.staleness))
+            metrics.registry.register(
+                InstanceCollector(
+                    mesh.identity,
+                    outbound.staleness,
+                    mesh.tracing.store_fill if mesh.tracing is not None else lambda: None,
+                )
+            )
             metrics_port = metrics.port
         instance = instance_of(
             name,
