@@ -44,6 +44,9 @@ def section_entries(document: PolicyDocument) -> dict[str, dict[str, str]]:
             for path, callers in document.method_rules.items()
         },
         "quotas": dict(_leaves(document.quotas or {}, ())),
+        "monitoring": dict(
+            _leaves(document.monitoring.to_data() if document.monitoring else {}, ())
+        ),
     }
 
 

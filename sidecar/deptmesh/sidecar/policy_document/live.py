@@ -7,6 +7,8 @@ Where each section lives (the services watch the first three):
 - method_rules: the method-rules document at deptmesh/policy/method-rules;
 - quotas: the quota policy at deptmesh/policy/quotas;
 - departments: deptmesh/policy/departments, for `deptmesh policy show`;
+- monitoring: deptmesh/policy/monitoring (SLOs and traffic thresholds), so that
+  the policy in force is the whole file; the rules are generated from the file;
 - deptmesh/policy/applied: the apply record (serial, state, when, digest of
   the document), which every apply writes with check-and-set first and last
   (see apply.py).
@@ -18,7 +20,7 @@ A live document that does not validate (written by hand) is reported in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +28,7 @@ from deptmesh.registry.acl import POLICY_PREFIX
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.authorization.policy import Intention, parse_method_rules
 from deptmesh.sidecar.authorization.sources import METHOD_RULES_KEY
+from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy, parse_monitoring
 from deptmesh.sidecar.policy_document.schema import Department, PolicyDocument
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
@@ -34,6 +37,7 @@ __all__ = [
     "APPLIED_KEY",
     "DEPARTMENTS_KEY",
     "KV_SECTIONS",
+    "MONITORING_KEY",
     "AppliedRecord",
     "LivePolicy",
     "kv_documents",
@@ -41,6 +45,7 @@ __all__ = [
 ]
 
 DEPARTMENTS_KEY = f"{POLICY_PREFIX}departments"
+MONITORING_KEY = f"{POLICY_PREFIX}monitoring"
 APPLIED_KEY = f"{POLICY_PREFIX}applied"
 
 
@@ -61,12 +66,31 @@ def _quotas_text(document: PolicyDocument) -> str | None:
     return None if document.quotas is None else _json(document.quotas)
 
 
+def _monitoring_text(document: PolicyDocument) -> str | None:
+    return None if document.monitoring is None else _json(document.monitoring.to_data())
+
+
+def _parse_monitoring(text: str, tiers: Collection[str]) -> MonitoringPolicy:
+    """The section as _monitoring_text wrote it (ValueError naming what is wrong)."""
+    problems: list[str] = []
+    policy = parse_monitoring(
+        json.loads(text),
+        fail=lambda path, message: problems.append(f"{path}: {message}"),
+        department=lambda name, path: True,  # the departments in force are read apart
+        tiers=tiers,
+    )
+    if policy is None or problems:
+        raise ValueError("; ".join(problems) or "not a table")
+    return policy
+
+
 # Section -> its KV key and its document there (None: no document); new sections
 # that live in KV are added here.
 KV_SECTIONS: Mapping[str, tuple[str, Callable[[PolicyDocument], str | None]]] = {
     "departments": (DEPARTMENTS_KEY, _departments_text),
     "method_rules": (METHOD_RULES_KEY, _method_rules_text),
     "quotas": (QUOTA_POLICY_KEY, _quotas_text),
+    "monitoring": (MONITORING_KEY, _monitoring_text),
 }
 
 
@@ -134,6 +158,8 @@ def read_live_policy(registry: ConsulRegistry) -> LivePolicy:
     quotas = parsed(
         QUOTA_POLICY_KEY, lambda text: _canonical_quotas(parse_quota_policy(text).describe())
     )
+    tiers = set((quotas or {}).get("tiers", {}))
+    monitoring = parsed(MONITORING_KEY, lambda text: _parse_monitoring(text, tiers))
     declared = parsed(DEPARTMENTS_KEY, lambda text: dict(json.loads(text)["departments"])) or {}
     departments = {
         name: Department(str(fields.get("description", "")) if isinstance(fields, dict) else "")
@@ -143,7 +169,7 @@ def read_live_policy(registry: ConsulRegistry) -> LivePolicy:
     for name in _names(intentions, method_rules, quotas):
         departments.setdefault(name, Department())  # named in force, so shown declared
     return LivePolicy(
-        PolicyDocument(departments, intentions, method_rules, quotas),
+        PolicyDocument(departments, intentions, method_rules, quotas, monitoring=monitoring),
         {(e["SourceName"], e["DestinationName"]): e["ID"] for e in entries},
         {key: index for key, (index, _) in texts.items()},
         applied,
