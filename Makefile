@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PUBLISHED := protos/published.binpb
 
-.PHONY: help setup consul postgresql demo test lint typecheck imports unit protos check-protos publish-protos clean
+.PHONY: help setup consul postgresql prometheus demo test lint typecheck imports unit protos check-protos publish-protos clean
 
 help:
 	@echo "make demo            start the three services and drive a claim to PAID"
@@ -19,7 +19,7 @@ help:
 	@echo "make check-protos    buf lint + format + stale stubs + breaking changes"
 	@echo "make publish-protos  record the current contracts as published"
 
-setup: $(BIN)/.installed $(BUF) consul postgresql
+setup: $(BIN)/.installed $(BUF) consul postgresql prometheus
 
 # A consul on PATH (>= 1.8), or Debian's package unpacked into .tools/.
 consul:
@@ -29,6 +29,11 @@ consul:
 # machine's own, or Debian's package unpacked into .tools/.
 postgresql:
 	@scripts/install-postgresql >/dev/null
+
+# Prometheus, promtool and Alertmanager for the monitoring tests and `deptmesh dev
+# up`: the machine's own, or Debian's packages unpacked into .tools/.
+prometheus:
+	@scripts/install-prometheus >/dev/null
 
 # The stamp is rebuilt whenever pyproject.toml changes.
 $(BIN)/.installed: pyproject.toml

@@ -190,6 +190,25 @@ class TestTraceStoreExporter:
         (tags,) = rows(path, "SELECT count(*) FROM tags")[0]
         assert tags == 10  # the kept spans' tags, one each
 
+    def test_fill_counts_the_spans_held_against_the_bound(self, path):
+        """fill() is (spans held, max_spans): growing, then at the bound once eviction
+        starts; None once the exporter is shut down."""
+        exporter = TraceStoreExporter(path, max_spans=10)
+        providers: list[TracerProvider] = []
+        tracer = tracer_of(exporter, "hr", providers)
+        assert exporter.fill() == (0, 10)
+        for _ in range(3):
+            tracer.start_span("call", kind=SERVER).end()
+        providers[0].force_flush()
+        assert exporter.fill() == (3, 10)
+        for _ in range(20):
+            tracer.start_span("call", kind=SERVER).end()
+        providers[0].force_flush()
+        assert exporter.fill() == (10, 10)
+        providers[0].shutdown()
+        exporter.shutdown()
+        assert exporter.fill() is None
+
     def test_last_trace_is_the_one_whose_root_started_last(self, tracers, store):
         """The last trace is the latest-starting server or client span with no stored
         parent: a remote parent counts as missing, internal spans do not count."""

@@ -85,6 +85,13 @@ class EndpointCache:
             )
         return instances
 
+    def staleness(self) -> dict[str, float]:
+        """Seconds since the registry last answered about each watched service: the age
+        of the endpoints `instances()` serves (exported for monitoring)."""
+        now = time.monotonic()
+        with self._lock:
+            return {service: now - watch.last_contact for service, watch in self._watches.items()}
+
     def close(self) -> None:
         with self._lock:
             for watch in self._watches.values():

@@ -73,6 +73,9 @@ def _describe(layout: MeshLayout, record: MeshRecord) -> None:
         f" --consul-token-file {layout.token('monitoring')}"
     )
     say(f"  deptmesh trace --last --store {record.trace_store}")
+    if "prometheus" in record.addresses:
+        say(f"  open http://{record.addresses['prometheus']}/classic/targets  # Prometheus's UI")
+        say("  deptmesh alerts            # what fires, with its runbook line")
     say("  deptmesh dev status")
     say("  deptmesh dev down          # stops it all; --purge also removes logs and databases")
 

@@ -51,6 +51,7 @@ def department_argv(
         "-m",
         f"deptmesh.services.{name}",
         *("--port", "0", "--db", str(layout.database(name)), "--seed-demo-data"),
+        *("--metrics-port", "0"),  # registered in Consul, where Prometheus finds it
         *("--consul-address", consul_address, "--consul-token-file", str(layout.token(name))),
         *("--log-format", "console", "--trace-store", str(trace_store)),
     ]

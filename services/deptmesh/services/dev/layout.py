@@ -5,13 +5,17 @@ The directory is `deptmesh.registry.local_mesh.local_mesh_directory()`
 `tokens/` (the local mesh as other commands find it, local_mesh.py), `dev.json`
 (the processes `dev up` started, for `status` and `down`), `consul/` (the
 agent's config with its management token, mode 0600, its log, the management
-token on its own), and per department its log and its SQLite database.
+token on its own), per department its log and its SQLite database, and
+`monitoring/` (Prometheus's and Alertmanager's configurations and data; their
+logs beside the departments', their URLs in `monitoring.json`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+
+from deptmesh.sidecar.cli.monitor import MONITORING_FILE
 
 __all__ = ["MeshLayout"]
 
@@ -56,6 +60,16 @@ class MeshLayout:
     def management_token(self) -> Path:
         return self.consul / "management.token"
 
+    @property
+    def monitoring(self) -> Path:
+        """Prometheus's and Alertmanager's configurations and data (dev/monitoring.py)."""
+        return self.directory / "monitoring"
+
+    @property
+    def monitoring_description(self) -> Path:
+        """Their URLs, for `deptmesh alerts` (deptmesh.sidecar.cli.monitor)."""
+        return self.directory / MONITORING_FILE
+
     def log(self, department: str) -> Path:
         return self.directory / f"{department}.log"
 
@@ -72,7 +86,9 @@ class MeshLayout:
             self.mesh_description,
             self.tokens,
             self.consul,
-            *(self.log(name) for name in departments),
+            self.monitoring,
+            self.monitoring_description,
+            *(self.log(name) for name in (*departments, "prometheus", "alertmanager")),
             *databases,
             *(
                 database.with_name(database.name + suffix)

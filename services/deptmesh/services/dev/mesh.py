@@ -3,8 +3,9 @@
 `up` starts Consul's agent (ACLs on, default deny), makes a token per identity
 (each department, `self-service`, the platform, monitoring), applies the
 company's policy with the platform's token, starts every department and waits
-until Consul's own health checks pass for all of them; then it records the mesh
-(`mesh.json`, read by the commands that use a local mesh). Run again, it
+until Consul's own health checks pass for all of them; then Prometheus and
+Alertmanager (dev/monitoring.py), until Prometheus scrapes every department; it
+records the mesh (`mesh.json`, read by the commands that use a local mesh). Run again, it
 changes nothing when everything runs; it starts again the departments that
 died, with the tokens it made; and when the agent itself died (its state was in
 memory, so every token died with it), it stops what is left and starts anew.
@@ -39,6 +40,7 @@ from deptmesh.services.dev.departments import (
 )
 from deptmesh.services.dev.detached import DetachedProcess, spawn, stop_all
 from deptmesh.services.dev.layout import MeshLayout
+from deptmesh.services.dev.monitoring import start_monitoring
 from deptmesh.services.dev.record import MeshRecord, read_record, remove_record, write_record
 from deptmesh.sidecar.tracing.store import default_store_path
 
@@ -103,7 +105,8 @@ def _start_anew(layout: MeshLayout, say: Say, timeout: float) -> MeshRecord:
         say(f"made a Consul token per identity in {layout.tokens}/")
         apply_company_policy(ConsulRegistry(consul.address, token_file=layout.token("platform")))
         say("applied the company's policy (intentions, method rules, quota tiers)")
-        return _start_departments(layout, record, DEPARTMENTS, say, timeout)
+        record = _start_departments(layout, record, DEPARTMENTS, say, timeout)
+        return start_monitoring(layout, record, say, timeout)
     except BaseException:
         say("could not bring the local mesh up: stopping what was started")
         _stop(read_record(layout.record) or record, say, timeout)
@@ -161,6 +164,7 @@ def down(layout: MeshLayout, say: Say, timeout: float, *, purge: bool = False) -
             _stop(record, say, timeout)
         # Secrets of an agent that is gone; the logs stay.
         layout.mesh_description.unlink(missing_ok=True)
+        layout.monitoring_description.unlink(missing_ok=True)
         shutil.rmtree(layout.tokens, ignore_errors=True)
         layout.consul_config.unlink(missing_ok=True)
         layout.management_token.unlink(missing_ok=True)

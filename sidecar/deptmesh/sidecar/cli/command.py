@@ -21,6 +21,7 @@ from deptmesh.sidecar.cli.bill import add_bill_command
 from deptmesh.sidecar.cli.call import add_call_command
 from deptmesh.sidecar.cli.certificate import add_certificate_command
 from deptmesh.sidecar.cli.describe import add_describe_command
+from deptmesh.sidecar.cli.monitor import add_alerts_command, add_monitor_command
 from deptmesh.sidecar.cli.policy import add_policy_command
 from deptmesh.sidecar.cli.tables import table
 from deptmesh.sidecar.cli.usage import add_usage_command
@@ -183,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     add_policy_command(commands)
     add_bill_command(commands)
     add_usage_command(commands)
+    add_monitor_command(commands)
+    add_alerts_command(commands)
     trace = commands.add_parser(
         "trace", help="show one request across departments as a waterfall, from the trace store"
     )

@@ -47,6 +47,7 @@ from deptmesh.sidecar.metering import (
     UsageSpool,
     run_id,
 )
+from deptmesh.sidecar.monitoring import InstanceCollector
 from deptmesh.sidecar.quotas import QuotaStage
 from deptmesh.sidecar.quotas.stage import method_cost
 from deptmesh.sidecar.server import Server
@@ -175,6 +176,13 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
                     "--metrics-port", options.host, options.metrics_port, error
                 ) from error
             undo.callback(metrics.close)
+            metrics.registry.register(
+                InstanceCollector(
+                    mesh.identity,
+                    outbound.staleness,
+                    mesh.tracing.store_fill if mesh.tracing is not None else lambda: None,
+                )
+            )
             metrics_port = metrics.port
         instance = instance_of(
             name,

@@ -49,6 +49,12 @@ class OutboundChannels:
             self._channels.append(channel)
         return channel
 
+    def staleness(self) -> dict[str, float]:
+        """The endpoint cache's age per service called (none before the first connect)."""
+        with self._lock:
+            cache = self._cache
+        return {} if cache is None else cache.staleness()
+
     def close(self) -> None:
         with self._lock:
             channels, self._channels = self._channels, []

@@ -53,6 +53,9 @@ def section_entries(document: PolicyDocument) -> dict[str, dict[str, str]]:
                 (card.effective_month,),
             )
         },
+        "monitoring": dict(
+            _leaves(document.monitoring.to_data() if document.monitoring else {}, ())
+        ),
     }
 
 

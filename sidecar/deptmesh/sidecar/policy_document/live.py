@@ -9,6 +9,8 @@ Where each section lives (the services watch the first three):
 - departments: deptmesh/policy/departments, for `deptmesh policy show`;
 - rate_cards: the cards as JSON at deptmesh/policy/rate_cards, which the usage
   ledger prices statements with (deptmesh.sidecar.metering.rate_card);
+- monitoring: deptmesh/policy/monitoring (SLOs and traffic thresholds), so that
+  the policy in force is the whole file; the rules are generated from the file;
 - deptmesh/policy/applied: the apply record (serial, state, when, digest of
   the document), which every apply writes with check-and-set first and last
   (see apply.py).
@@ -20,7 +22,7 @@ A live document that does not validate (written by hand) is reported in
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,6 +31,7 @@ from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.authorization.policy import Intention, parse_method_rules
 from deptmesh.sidecar.authorization.sources import METHOD_RULES_KEY
 from deptmesh.sidecar.metering.rate_card import RATE_CARDS_KEY, RateCards
+from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy, parse_monitoring
 from deptmesh.sidecar.policy_document.schema import Department, PolicyDocument
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 from deptmesh.sidecar.quotas.sources import QUOTA_POLICY_KEY
@@ -37,6 +40,7 @@ __all__ = [
     "APPLIED_KEY",
     "DEPARTMENTS_KEY",
     "KV_SECTIONS",
+    "MONITORING_KEY",
     "AppliedRecord",
     "LivePolicy",
     "kv_documents",
@@ -44,6 +48,7 @@ __all__ = [
 ]
 
 DEPARTMENTS_KEY = f"{POLICY_PREFIX}departments"
+MONITORING_KEY = f"{POLICY_PREFIX}monitoring"
 APPLIED_KEY = f"{POLICY_PREFIX}applied"
 
 
@@ -68,6 +73,24 @@ def _rate_cards_text(document: PolicyDocument) -> str | None:
     return document.rate_cards.to_json() if document.rate_cards.cards else None
 
 
+def _monitoring_text(document: PolicyDocument) -> str | None:
+    return None if document.monitoring is None else _json(document.monitoring.to_data())
+
+
+def _parse_monitoring(text: str, tiers: Collection[str]) -> MonitoringPolicy:
+    """The section as _monitoring_text wrote it (ValueError naming what is wrong)."""
+    problems: list[str] = []
+    policy = parse_monitoring(
+        json.loads(text),
+        fail=lambda path, message: problems.append(f"{path}: {message}"),
+        department=lambda name, path: True,  # the departments in force are read apart
+        tiers=tiers,
+    )
+    if policy is None or problems:
+        raise ValueError("; ".join(problems) or "not a table")
+    return policy
+
+
 # Section -> its KV key and its document there (None: no document); new sections
 # that live in KV are added here.
 KV_SECTIONS: Mapping[str, tuple[str, Callable[[PolicyDocument], str | None]]] = {
@@ -75,6 +98,7 @@ KV_SECTIONS: Mapping[str, tuple[str, Callable[[PolicyDocument], str | None]]] = 
     "method_rules": (METHOD_RULES_KEY, _method_rules_text),
     "quotas": (QUOTA_POLICY_KEY, _quotas_text),
     "rate_cards": (RATE_CARDS_KEY, _rate_cards_text),
+    "monitoring": (MONITORING_KEY, _monitoring_text),
 }
 
 
@@ -143,6 +167,8 @@ def read_live_policy(registry: ConsulRegistry) -> LivePolicy:
         QUOTA_POLICY_KEY, lambda text: _canonical_quotas(parse_quota_policy(text).describe())
     )
     rate_cards = parsed(RATE_CARDS_KEY, RateCards.from_json) or RateCards()
+    tiers = set((quotas or {}).get("tiers", {}))
+    monitoring = parsed(MONITORING_KEY, lambda text: _parse_monitoring(text, tiers))
     declared = parsed(DEPARTMENTS_KEY, lambda text: dict(json.loads(text)["departments"])) or {}
     departments = {
         name: Department(str(fields.get("description", "")) if isinstance(fields, dict) else "")
@@ -155,7 +181,9 @@ def read_live_policy(registry: ConsulRegistry) -> LivePolicy:
     for name in named:
         departments.setdefault(name, Department())  # named in force, so shown declared
     return LivePolicy(
-        PolicyDocument(departments, intentions, method_rules, quotas, rate_cards),
+        PolicyDocument(
+            departments, intentions, method_rules, quotas, rate_cards, monitoring=monitoring
+        ),
         {(e["SourceName"], e["DestinationName"]): e["ID"] for e in entries},
         {key: index for key, (index, _) in texts.items()},
         applied,

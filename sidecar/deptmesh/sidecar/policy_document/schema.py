@@ -64,6 +64,7 @@ from typing import Any
 
 from deptmesh.sidecar.authorization.policy import Intention
 from deptmesh.sidecar.metering.rate_card import RateCards, RateCardsInvalid, parse_rate_cards
+from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy, parse_monitoring
 from deptmesh.sidecar.quotas.policy import parse_quota_policy
 
 __all__ = [
@@ -82,9 +83,12 @@ __all__ = [
 
 SCHEMA_VERSION = 2
 # Top-level keys, in the order a rendered document holds them.
-SECTIONS = ("schema_version", "departments", "intentions", "method_rules", "quotas", "rate_cards")
+SECTIONS = (
+    *("schema_version", "departments", "intentions", "method_rules", "quotas"),
+    *("rate_cards", "monitoring"),
+)
 # The sections a later schema added: a document written to an older one never holds them.
-SECTION_SINCE = {"rate_cards": 2}
+SECTION_SINCE = {"rate_cards": 2, "monitoring": 2}
 
 KeyPath = tuple[str | int, ...]
 # Whether a method path (`/package.Service/Method`) names a method of a known contract.
@@ -150,6 +154,8 @@ class PolicyDocument:
     quotas: Mapping[str, Any] | None = None
     rate_cards: RateCards = field(default_factory=RateCards)
     schema_version: int = SCHEMA_VERSION
+    # SLOs and traffic thresholds (policy_document.monitoring); None: no [monitoring].
+    monitoring: MonitoringPolicy | None = None
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "departments", dict(sorted(self.departments.items())))
@@ -178,6 +184,8 @@ class PolicyDocument:
             data["quotas"] = self.quotas
         if self.rate_cards.cards:
             data["rate_cards"] = [card.policy_data() for card in self.rate_cards.cards]
+        if self.monitoring is not None:
+            data["monitoring"] = self.monitoring.to_data()
         return data
 
 
@@ -256,9 +264,19 @@ def validate_policy(data: Mapping[str, Any], *, known_method: KnownMethod) -> Po
             parse_quota_policy(json.dumps(quotas))
         except ValueError as error:
             check.fail(("quotas",), str(error))
+    monitoring = None
+    if "monitoring" in data:
+        monitoring = parse_monitoring(
+            data["monitoring"],
+            fail=check.fail,
+            department=check.department,
+            tiers=set((quotas or {}).get("tiers", {})),
+        )
     if check.problems:
         raise PolicyDocumentInvalid(check.problems)
-    return PolicyDocument(departments, tuple(intentions), method_rules, quotas, rate_cards)
+    return PolicyDocument(
+        departments, tuple(intentions), method_rules, quotas, rate_cards, monitoring=monitoring
+    )
 
 
 def _schema_version(check: _Checker, data: Mapping[str, Any]) -> None:

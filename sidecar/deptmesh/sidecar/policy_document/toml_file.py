@@ -136,6 +136,19 @@ def render_policy(document: PolicyDocument, *, header: str = "") -> str:
                     out += [f"{toml_key(k)} = {toml_value(v)}" for k, v in rules[part].items()]
     for card in data.get("rate_cards", []):
         out += _rate_card_lines(card)
+    monitoring = data.get("monitoring")
+    if monitoring is not None:
+        out += ["", "[monitoring]"]
+        out += [f"{k} = {toml_value(v)}" for k, v in monitoring.items() if not isinstance(v, dict)]
+        if monitoring.get("traffic_thresholds"):
+            out += ["", "[monitoring.traffic_thresholds]"]
+            out += [
+                f"{toml_key(k)} = {toml_value(v)}"
+                for k, v in monitoring["traffic_thresholds"].items()
+            ]
+        for service, fields in monitoring.get("slos", {}).items():
+            out += ["", f"[monitoring.slos.{toml_key(service)}]"]
+            out += [f"{key} = {toml_value(value)}" for key, value in fields.items()]
     return "\n".join(out) + "\n"
 
 

@@ -11,7 +11,7 @@ OTLP/gRPC to a collector, and any processors of your own.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
@@ -65,6 +65,9 @@ class Tracing:
         self._resource = provider.resource
         self._scope = InstrumentationScope("deptmesh.sidecar")
         self._processors = tuple(processors)
+        # (spans held, bound) of the trace store this process writes, for monitoring;
+        # None when its spans go elsewhere.
+        self.store_fill: Callable[[], tuple[int, int] | None] = _no_store
 
     def record(
         self, name: str, parent: SpanContext, kind: SpanKind, attributes: dict[str, Any]
@@ -135,11 +138,20 @@ class Tracing:
         every = [*batching, *processors]
         for processor in every:
             provider.add_span_processor(processor)
-        return cls(provider, service, spiffe_id, sampling_ratio, every)
+        tracing = cls(provider, service, spiffe_id, sampling_ratio, every)
+        from deptmesh.sidecar.tracing.store import TraceStoreExporter
+
+        if isinstance(chosen, TraceStoreExporter):
+            tracing.store_fill = chosen.fill
+        return tracing
 
     def shutdown(self) -> None:
         """Exports what is still buffered, then stops."""
         self.provider.shutdown()
+
+
+def _no_store() -> None:
+    return None
 
 
 def _exporter(kind: Exporter, store_path: Path | None, endpoint: str | None) -> SpanExporter | None:

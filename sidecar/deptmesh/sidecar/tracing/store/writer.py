@@ -185,6 +185,20 @@ class TraceStoreExporter(SpanExporter):
             written = self._guarded(lambda: self._write(span_values, tag_values))
         return SpanExportResult.SUCCESS if written else SpanExportResult.FAILURE
 
+    def fill(self) -> tuple[int, int] | None:
+        """(spans the store holds, its bound `max_spans`), for monitoring; None when the
+        store cannot be read now. Eviction keeps it at the bound once it is full."""
+        held: list[int] = []
+
+        def count() -> None:
+            connection = self._connection or self._open()
+            held.append(connection.execute("SELECT count(*) FROM spans").fetchone()[0])
+
+        with self._lock:
+            if self._shut_down or not self._guarded(count):
+                return None
+        return held[0], self._max_spans
+
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
         return True  # every export is committed before it returns
 
