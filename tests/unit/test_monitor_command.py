@@ -40,7 +40,7 @@ class TestMonitorCommand:
     ) -> None:
         """An invalid policy prints its problems, one line each, and exits 1."""
         policy = tmp_path / "policy.toml"
-        policy.write_text("schema_version = 1\n[monitoring]\ntraffic_share = 3\n")
+        policy.write_text("schema_version = 2\n[monitoring]\ntraffic_share = 3\n")
         assert (
             main(["monitor", "alertmanager", str(policy), "--webhook", "http://x/{department}"])
             == 1

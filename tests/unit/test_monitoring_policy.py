@@ -15,7 +15,7 @@ from deptmesh.sidecar.policy_document.monitoring import (
 )
 
 BASE = """\
-schema_version = 1
+schema_version = 2
 
 [departments]
 hr = {}
