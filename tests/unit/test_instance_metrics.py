@@ -1,5 +1,6 @@
 """The instance's own metrics for the alerting rules: its certificate's expiry, moving
-with each renewal, and the age of the endpoints it routes to."""
+with each renewal, the age of the endpoints it routes to, and how full its trace store
+and usage spool are."""
 
 from __future__ import annotations
 
@@ -8,9 +9,11 @@ import datetime
 from cryptography import x509
 from prometheus_client import CollectorRegistry, generate_latest
 
+from deptmesh.metering.v1 import metering_pb2
 from deptmesh.sidecar.identity import ServerIdentity
 from deptmesh.sidecar.identity.dev_ca import DevCertificateAuthority
-from deptmesh.sidecar.monitoring import InstanceCollector
+from deptmesh.sidecar.metering.spool import UsageSpool
+from deptmesh.sidecar.monitoring import InstanceCollector, usage_spool_fill
 
 
 def _identity(ca: DevCertificateAuthority, hours: int) -> ServerIdentity:
@@ -68,3 +71,17 @@ class TestInstanceCollector:
         assert samples[("deptmesh_trace_store_capacity_spans", ())] == 1000
         without = _samples(InstanceCollector(None, dict))
         assert not [key for key in without if key[0].startswith("deptmesh_trace_store")]
+
+    def test_the_usage_spool_fill_counts_the_records_waiting(self, tmp_path) -> None:
+        """Records waiting in a real spool and its bound, as two gauges; neither without one."""
+        spool = UsageSpool(tmp_path / "usage.sqlite", max_records=500)
+        try:
+            records = [metering_pb2.UsageRecord(record_id=f"r{i}") for i in range(3)]
+            spool.append(metering_pb2.ReportUsageRequest(records=records))
+            samples = _samples(InstanceCollector(None, dict, usage_spool=usage_spool_fill(spool)))
+        finally:
+            spool.close()
+        assert samples[("deptmesh_usage_spool_records", ())] == 3
+        assert samples[("deptmesh_usage_spool_capacity_records", ())] == 500
+        without = _samples(InstanceCollector(None, dict, usage_spool=usage_spool_fill(None)))
+        assert not [key for key in without if key[0].startswith("deptmesh_usage_spool")]

@@ -47,7 +47,7 @@ from deptmesh.sidecar.metering import (
     UsageSpool,
     run_id,
 )
-from deptmesh.sidecar.monitoring import InstanceCollector
+from deptmesh.sidecar.monitoring import InstanceCollector, usage_spool_fill
 from deptmesh.sidecar.quotas import QuotaStage
 from deptmesh.sidecar.quotas.stage import method_cost
 from deptmesh.sidecar.server import Server
@@ -165,6 +165,10 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
                 " choose another port or --port 0"
             ) from error
         undo.callback(_stop_now, server)
+        spool = None
+        if ledger is not None and server.metering is not None:
+            spool = _open_spool(options.usage_spool or default_usage_spool(name, options.db))
+            undo.callback(spool.close)
         metrics_port = 0
         if options.metrics_port is not None and server.metering is not None:
             try:
@@ -181,6 +185,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
                     mesh.identity,
                     outbound.staleness,
                     mesh.tracing.store_fill if mesh.tracing is not None else lambda: None,
+                    usage_spool_fill(spool),
                 )
             )
             metrics_port = metrics.port
@@ -201,9 +206,7 @@ def start_department(department: Department, options: HostOptions, mesh: Mesh) -
         if isinstance(mesh.registry, ConsulRegistry) and server.metering is not None:
             reporter = UsageReporter(mesh.registry, server.metering, instance.instance_id)
             undo.callback(reporter.stop)  # after the last call: it is in the final report
-        if ledger is not None and server.metering is not None:
-            spool = _open_spool(options.usage_spool or default_usage_spool(name, options.db))
-            undo.callback(spool.close)
+        if ledger is not None and server.metering is not None and spool is not None:
             shipper = UsageShipper(
                 server.metering,
                 outbound.connect(ledger),

@@ -21,7 +21,7 @@ from deptmesh.sidecar.monitoring.firing_alerts import (
     FiringAlert,
     firing_alerts,
 )
-from deptmesh.sidecar.monitoring.instance_metrics import InstanceCollector
+from deptmesh.sidecar.monitoring.instance_metrics import InstanceCollector, usage_spool_fill
 from deptmesh.sidecar.monitoring.programs import (
     MonitoringPrograms,
     MonitoringProgramsNotFound,
@@ -52,6 +52,7 @@ __all__ = [
     "prometheus_config",
     "prometheus_rules",
     "render",
+    "usage_spool_fill",
     "wait_until_ready",
 ]
 

@@ -5,6 +5,8 @@
                                                             age of the endpoints it routes to
     deptmesh_trace_store_spans                              spans its trace store holds
     deptmesh_trace_store_capacity_spans                     ... and their bound
+    deptmesh_usage_spool_records                            usage records waiting for the ledger
+    deptmesh_usage_spool_capacity_records                   ... and their bound
 
 The certificate is the one the identity source serves now, so a renewed leaf
 moves the timestamp forward; a leaf that does not move within 24 h of expiring
@@ -21,23 +23,35 @@ from cryptography import x509
 from prometheus_client.metrics_core import GaugeMetricFamily, Metric
 
 from deptmesh.sidecar.identity import IdentitySource
+from deptmesh.sidecar.metering.spool import UsageSpool
 
-__all__ = ["InstanceCollector"]
+__all__ = ["InstanceCollector", "usage_spool_fill"]
+
+Fill = Callable[[], tuple[int, int] | None]  # (held, bound), or None: there is none
+
+
+def usage_spool_fill(spool: UsageSpool | None) -> Fill:
+    """The records a usage spool holds and its bound (a count at each scrape)."""
+    if spool is None:
+        return lambda: None
+    return lambda: (spool.waiting_records(), spool.max_records)
 
 
 class InstanceCollector:
     """A prometheus_client collector of the instance's certificate expiry, cache ages and
-    trace store fill (`trace_store` returns (spans, bound), or None for no store)."""
+    trace store and usage spool fill (each returns (held, bound), or None for none)."""
 
     def __init__(
         self,
         identity: IdentitySource | None,
         staleness: Callable[[], Mapping[str, float]],
-        trace_store: Callable[[], tuple[int, int] | None] = lambda: None,
+        trace_store: Fill = lambda: None,
+        usage_spool: Fill = lambda: None,
     ) -> None:
         self._identity = identity
         self._staleness = staleness
         self._trace_store = trace_store
+        self._usage_spool = usage_spool
         # The last certificate parsed and its expiry: parsed again only once renewed.
         self._parsed: tuple[bytes, float] = (b"", 0.0)
 
@@ -45,21 +59,22 @@ class InstanceCollector:
         return self._families()
 
     def collect(self) -> Iterable[Metric]:
-        leaf, caches, spans, capacity = self._families()
+        leaf, caches, spans, capacity, spooled, spool_capacity = self._families()
         if self._identity is not None:
             leaf.add_metric([], self._expiry(self._identity().certificate_pem))
         for service, seconds in sorted(self._staleness().items()):
             caches.add_metric([service], seconds)
-        fill = self._trace_store()
-        if fill is not None:
-            spans.add_metric([], fill[0])
-            capacity.add_metric([], fill[1])
-        return (leaf, caches, spans, capacity)
+        for (held, bound), fill in (
+            ((spans, capacity), self._trace_store()),
+            ((spooled, spool_capacity), self._usage_spool()),
+        ):
+            if fill is not None:
+                held.add_metric([], fill[0])
+                bound.add_metric([], fill[1])
+        return (leaf, caches, spans, capacity, spooled, spool_capacity)
 
     @staticmethod
-    def _families() -> tuple[
-        GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily, GaugeMetricFamily
-    ]:
+    def _families() -> tuple[GaugeMetricFamily, ...]:
         return (
             GaugeMetricFamily(
                 "deptmesh_connect_leaf_expiry_timestamp_seconds",
@@ -76,6 +91,13 @@ class InstanceCollector:
             GaugeMetricFamily(
                 "deptmesh_trace_store_capacity_spans",
                 "The trace store's bound: past it, the oldest traces are dropped.",
+            ),
+            GaugeMetricFamily(
+                "deptmesh_usage_spool_records", "Usage records waiting in the spool for the ledger."
+            ),
+            GaugeMetricFamily(
+                "deptmesh_usage_spool_capacity_records",
+                "The usage spool's bound: past it, the oldest batches are dropped (and counted).",
             ),
         )
 
