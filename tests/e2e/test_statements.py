@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import datetime
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,7 +80,7 @@ class Mesh:
 
     def channel(self, service: str, caller: str) -> ServiceChannel:
         registry = ConsulRegistry(self.consul, token_file=self.tokens[caller])
-        cache = self.stack.enter_context(_closing(EndpointCache(registry)))
+        cache = self.stack.enter_context(closing(EndpointCache(registry)))
         channel = client.connect(service, cache, identity=self.identity(caller))
         self.stack.callback(channel.close)
         return channel
@@ -97,17 +97,6 @@ class Mesh:
         )
         self.stack.callback(channel.close)
         return channel
-
-
-class _closing:
-    def __init__(self, cache: EndpointCache) -> None:
-        self._cache = cache
-
-    def __enter__(self) -> EndpointCache:
-        return self._cache
-
-    def __exit__(self, *exc_info: object) -> None:
-        self._cache.close()
 
 
 @pytest.fixture(scope="module")
