@@ -17,7 +17,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUF = ROOT / "node_modules" / ".bin" / "buf"
 PASSED = (
-    "check-protos: lint, format, generated stubs up to date,"
+    "check-protos: lint, format, error declarations valid, generated stubs up to date,"
     " no breaking change against protos/published.binpb"
 )
 TITLE = "  string title = 6;\n"
@@ -136,3 +136,21 @@ class TestCheckProtos:
         assert 'reserved 6; reserved "title";' in result.stderr
         assert "protos/deptmesh/<dept>/v2/" in result.stderr
         assert "make publish-protos" in result.stderr
+
+    def test_a_bad_error_declaration_is_named_with_its_method(self, repository):
+        """An error case without its meaning fails before the stubs are compared, naming
+        the file, the method and what to fix."""
+        edit_hr(
+            repository,
+            'meaning: "No cost centre has that id."',
+            'meaning: ""',
+        )
+        result = check_protos(repository)
+        assert result.returncode == 1
+        assert (
+            "protos/deptmesh/hr/v1/hr.proto: deptmesh.hr.v1.EmployeeService/GetCostCenter:"
+            " error case 2 (NOT_FOUND): meaning is empty: say in one sentence when it happens\n"
+        ) in result.stderr
+        assert result.stderr.splitlines()[-1].startswith(
+            "check-protos: error declarations break the rules above"
+        )

@@ -12,8 +12,8 @@ class TestDescribeFromTheWheel:
         assert (folder / "hr_pb2.py").is_file()
 
     def test_describe_shows_comments_and_status_codes(self, installation):
-        """A method's field comments and documented status codes, from the installed files."""
+        """A method's field comments and declared error cases, from the installed files."""
         finished = installation.venv.run("deptmesh", "describe", "hr/GetEmployee")
         assert finished.returncode == 0, finished.stderr
         assert "Required. The employee to return." in finished.stdout
-        assert "NOT_FOUND         no employee has that id." in finished.stdout
+        assert "  NOT_FOUND\n    when: No employee has that id.\n" in finished.stdout

@@ -1,4 +1,4 @@
-"""`deptmesh describe`: the committed contracts, with their comments and status codes."""
+"""`deptmesh describe`: the committed contracts, with their comments and declared errors."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class TestDescribeService:
     @pytest.mark.parametrize("target", ["hr", "deptmesh.hr.v1.EmployeeService"])
     def test_a_service_shows_its_comment_and_each_method_with_its_codes(self, capsys, target):
         """By department or by full name: the service's comment, every method's signature
-        and summary, and the status codes each documents."""
+        and summary, and the status codes each declares (its own, then its service's)."""
         status, lines, _ = describe(capsys, target)
         assert status == 0
         assert lines[0] == "service deptmesh.hr.v1.EmployeeService  (deptmesh/hr/v1/hr.proto)"
@@ -27,7 +27,7 @@ class TestDescribeService:
         at = lines.index("  rpc GetEmployee(GetEmployeeRequest) returns (GetEmployeeResponse)")
         assert lines[at + 1 : at + 3] == [
             "    Returns one employee.",
-            "    status codes: INVALID_ARGUMENT, NOT_FOUND",
+            "    status codes: INVALID_ARGUMENT, NOT_FOUND, UNAVAILABLE, DEADLINE_EXCEEDED",
         ]
         assert "  rpc ListEmployees(ListEmployeesRequest) returns (ListEmployeesResponse)" in lines
 
@@ -59,9 +59,10 @@ class TestDescribeMethod:
             "deptmesh.reimbursement.v1.ReimbursementService.ApproveClaim",
         ],
     )
-    def test_a_method_shows_fields_types_comments_and_documented_codes(self, capsys, target):
+    def test_a_method_shows_fields_types_comments_and_declared_errors(self, capsys, target):
         """The request's and the response's fields with types and comments, the messages
-        and enums they use, and each documented status code with its reason."""
+        and enums they use, each declared error case with when and what to do, then the
+        mesh's."""
         status, lines, _ = describe(capsys, target)
         assert status == 0
         assert lines[0] == "rpc deptmesh.reimbursement.v1.ReimbursementService/ApproveClaim"
@@ -76,17 +77,17 @@ class TestDescribeMethod:
         assert any(line.split()[:2] == ["state", "ClaimState"] for line in lines)
         assert "enum deptmesh.reimbursement.v1.ClaimState" in lines
         assert "message deptmesh.common.v1.Money" in lines
-        codes = lines[lines.index("status codes the contract documents") + 1 :]
-        assert any(
-            line.split(None, 4)[:4]
-            == ["PERMISSION_DENIED", "(reason", "NOT_THE_MANAGER)", "approver_id"]
-            for line in codes
+        declared = lines.index("error cases the contract declares")
+        mesh = lines.index("error cases of every call (the mesh)")
+        at = lines.index("  PERMISSION_DENIED (reason NOT_THE_MANAGER)", declared, mesh)
+        assert lines[at + 1] == (
+            "    when: approver_id is not the direct manager of the claim's employee, as HR says."
         )
-        failed_precondition = next(line for line in codes if "FAILED_PRECONDITION" in line)
-        # a status line continued on the next comment line is one line here
-        assert failed_precondition.endswith(
-            "or the cost centre cannot cover it (INSUFFICIENT_FUNDS)."
-        )
+        assert lines[at + 2] == "    do:   Have the claimant's direct manager approve it."
+        # the service's database cases, then every call's
+        assert "  UNAVAILABLE (reason DATABASE_BUSY)" in lines[declared:mesh]
+        assert "  PERMISSION_DENIED (reason ACCESS_DENIED)" in lines[mesh:]
+        assert "  RESOURCE_EXHAUSTED (reason QUOTA_EXCEEDED)" in lines[mesh:]
 
     def test_options_the_contract_sets_are_shown(self, capsys):
         """Idempotency and quota cost, where the method sets them."""

@@ -1,15 +1,9 @@
-"""Comments read from .proto sources, keyed as descriptors name things, and the status
-codes an RPC's comment lists."""
+"""Comments read from .proto sources, keyed as descriptors name things."""
 
 from __future__ import annotations
 
 from deptmesh.sidecar.cli.contracts import Contracts
-from deptmesh.sidecar.cli.proto_comments import (
-    DocumentedStatus,
-    comments_of,
-    documented_statuses,
-    parse_comments,
-)
+from deptmesh.sidecar.cli.proto_comments import comments_of, parse_comments
 
 SOURCE = """syntax = "proto3";
 
@@ -84,27 +78,3 @@ class TestParseComments:
                 names += [service.full_name, *(method.full_name for method in service.methods)]
             missing += [name for name in names if not comments.get(name)]
         assert missing == []
-
-
-class TestDocumentedStatuses:
-    def test_codes_reasons_and_continuations_are_split_from_the_prose(self):
-        """A `CODE (reason R): text` line starts a status; following lines continue it, with
-        or without an indent, until a blank line; the rest is prose."""
-        comment = (
-            "Approves a claim.\n\nINVALID_ARGUMENT: a field is missing.\n"
-            "PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not\n"
-            "  the manager.\nNOT_FOUND: no claim\nhas that id.\n\nMore prose."
-        )
-        prose, statuses = documented_statuses(comment)
-        assert prose == "Approves a claim.\n\n\nMore prose."
-        assert statuses == [
-            DocumentedStatus("INVALID_ARGUMENT", "", "a field is missing."),
-            DocumentedStatus(
-                "PERMISSION_DENIED", "NOT_THE_MANAGER", "approver_id is not the manager."
-            ),
-            DocumentedStatus("NOT_FOUND", "", "no claim has that id."),
-        ]
-
-    def test_a_word_that_is_no_status_code_is_prose(self):
-        """`NOTE: ...` is not a status code."""
-        assert documented_statuses("NOTE: read this.") == ("NOTE: read this.", [])

@@ -28,11 +28,9 @@ if _version_not_supported:
 class BudgetServiceStub:
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel):
@@ -61,18 +59,13 @@ class BudgetServiceStub:
 class BudgetServiceServicer:
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def GetBudget(self, request, context):
         """Returns a cost centre's budget.
-
-        INVALID_ARGUMENT: cost_center_id is empty or malformed.
-        NOT_FOUND: the cost centre has no budget.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -82,14 +75,6 @@ class BudgetServiceServicer:
         """Holds an amount of a budget for a later payout. Idempotent by
         (caller, idempotency_key): repeating a request returns the original
         reservation.
-
-        INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-        positive, or its currency is not the budget's.
-        NOT_FOUND: the cost centre has no budget.
-        FAILED_PRECONDITION (reason INSUFFICIENT_FUNDS): the budget's available
-        amount is smaller than the amount.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-        with a different request.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -98,11 +83,6 @@ class BudgetServiceServicer:
     def ReleaseReservation(self, request, context):
         """Gives a reservation's amount back to the budget. Releasing a released
         reservation is a no-op.
-
-        INVALID_ARGUMENT: reservation_id is empty or malformed.
-        NOT_FOUND: no reservation has that id.
-        FAILED_PRECONDITION (reason RESERVATION_CONSUMED): a payout has already
-        spent it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -137,11 +117,9 @@ def add_BudgetServiceServicer_to_server(servicer, server):
 class BudgetService:
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @staticmethod
@@ -229,7 +207,7 @@ class BudgetService:
 class PaymentServiceStub:
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     def __init__(self, channel):
@@ -258,22 +236,13 @@ class PaymentServiceStub:
 class PaymentServiceServicer:
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     def Payout(self, request, context):
         """Pays an employee from a reservation, which it consumes, and writes one
         ledger entry. Happens once per (caller, idempotency_key): repeating the
         same request returns the original payout and writes nothing.
-
-        INVALID_ARGUMENT: a field is missing or malformed, or the amount is not
-        positive.
-        NOT_FOUND: no reservation has that id.
-        FAILED_PRECONDITION: the reservation was released (RESERVATION_RELEASED)
-        or spent by another payout (RESERVATION_CONSUMED), or the amount is not
-        the reserved amount (AMOUNT_MISMATCH).
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-        with a different request. Nothing was paid.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -281,9 +250,6 @@ class PaymentServiceServicer:
 
     def GetPayout(self, request, context):
         """Returns one payout.
-
-        INVALID_ARGUMENT: payout_id is empty or malformed.
-        NOT_FOUND: no payout has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -291,9 +257,6 @@ class PaymentServiceServicer:
 
     def ListLedgerEntries(self, request, context):
         """Lists ledger entries, oldest first, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -328,7 +291,7 @@ def add_PaymentServiceServicer_to_server(servicer, server):
 class PaymentService:
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     @staticmethod

@@ -29,11 +29,9 @@ GRPC_VERSION: str
 class BudgetServiceStub:
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_typing.overload
@@ -41,83 +39,45 @@ class BudgetServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> BudgetServiceAsyncStub: ...
     GetBudget: _grpc.UnaryUnaryMultiCallable[_finance_pb2.GetBudgetRequest, _finance_pb2.GetBudgetResponse]
-    """Returns a cost centre's budget.
-
-    INVALID_ARGUMENT: cost_center_id is empty or malformed.
-    NOT_FOUND: the cost centre has no budget.
-    """
+    """Returns a cost centre's budget."""
     ReserveFunds: _grpc.UnaryUnaryMultiCallable[_finance_pb2.ReserveFundsRequest, _finance_pb2.ReserveFundsResponse]
     """Holds an amount of a budget for a later payout. Idempotent by
     (caller, idempotency_key): repeating a request returns the original
     reservation.
-
-    INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-      positive, or its currency is not the budget's.
-    NOT_FOUND: the cost centre has no budget.
-    FAILED_PRECONDITION (reason INSUFFICIENT_FUNDS): the budget's available
-      amount is smaller than the amount.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-      with a different request.
     """
     ReleaseReservation: _grpc.UnaryUnaryMultiCallable[_finance_pb2.ReleaseReservationRequest, _finance_pb2.ReleaseReservationResponse]
     """Gives a reservation's amount back to the budget. Releasing a released
     reservation is a no-op.
-
-    INVALID_ARGUMENT: reservation_id is empty or malformed.
-    NOT_FOUND: no reservation has that id.
-    FAILED_PRECONDITION (reason RESERVATION_CONSUMED): a payout has already
-      spent it.
     """
 
 @_typing.type_check_only
 class BudgetServiceAsyncStub(BudgetServiceStub):
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetBudget: _aio.UnaryUnaryMultiCallable[_finance_pb2.GetBudgetRequest, _finance_pb2.GetBudgetResponse]  # type: ignore[assignment]
-    """Returns a cost centre's budget.
-
-    INVALID_ARGUMENT: cost_center_id is empty or malformed.
-    NOT_FOUND: the cost centre has no budget.
-    """
+    """Returns a cost centre's budget."""
     ReserveFunds: _aio.UnaryUnaryMultiCallable[_finance_pb2.ReserveFundsRequest, _finance_pb2.ReserveFundsResponse]  # type: ignore[assignment]
     """Holds an amount of a budget for a later payout. Idempotent by
     (caller, idempotency_key): repeating a request returns the original
     reservation.
-
-    INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-      positive, or its currency is not the budget's.
-    NOT_FOUND: the cost centre has no budget.
-    FAILED_PRECONDITION (reason INSUFFICIENT_FUNDS): the budget's available
-      amount is smaller than the amount.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-      with a different request.
     """
     ReleaseReservation: _aio.UnaryUnaryMultiCallable[_finance_pb2.ReleaseReservationRequest, _finance_pb2.ReleaseReservationResponse]  # type: ignore[assignment]
     """Gives a reservation's amount back to the budget. Releasing a released
     reservation is a no-op.
-
-    INVALID_ARGUMENT: reservation_id is empty or malformed.
-    NOT_FOUND: no reservation has that id.
-    FAILED_PRECONDITION (reason RESERVATION_CONSUMED): a payout has already
-      spent it.
     """
 
 class BudgetServiceServicer(metaclass=_abc_1.ABCMeta):
     """Budgets per cost centre, and reservations held against them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION and
-    ALREADY_EXISTS carry a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_abc_1.abstractmethod
@@ -126,11 +86,7 @@ class BudgetServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _finance_pb2.GetBudgetRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_finance_pb2.GetBudgetResponse, _abc.Awaitable[_finance_pb2.GetBudgetResponse]]:
-        """Returns a cost centre's budget.
-
-        INVALID_ARGUMENT: cost_center_id is empty or malformed.
-        NOT_FOUND: the cost centre has no budget.
-        """
+        """Returns a cost centre's budget."""
 
     @_abc_1.abstractmethod
     def ReserveFunds(
@@ -141,14 +97,6 @@ class BudgetServiceServicer(metaclass=_abc_1.ABCMeta):
         """Holds an amount of a budget for a later payout. Idempotent by
         (caller, idempotency_key): repeating a request returns the original
         reservation.
-
-        INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-          positive, or its currency is not the budget's.
-        NOT_FOUND: the cost centre has no budget.
-        FAILED_PRECONDITION (reason INSUFFICIENT_FUNDS): the budget's available
-          amount is smaller than the amount.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-          with a different request.
         """
 
     @_abc_1.abstractmethod
@@ -159,11 +107,6 @@ class BudgetServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_finance_pb2.ReleaseReservationResponse, _abc.Awaitable[_finance_pb2.ReleaseReservationResponse]]:
         """Gives a reservation's amount back to the budget. Releasing a released
         reservation is a no-op.
-
-        INVALID_ARGUMENT: reservation_id is empty or malformed.
-        NOT_FOUND: no reservation has that id.
-        FAILED_PRECONDITION (reason RESERVATION_CONSUMED): a payout has already
-          spent it.
         """
 
 def add_BudgetServiceServicer_to_server(servicer: BudgetServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...
@@ -171,7 +114,7 @@ def add_BudgetServiceServicer_to_server(servicer: BudgetServiceServicer, server:
 class PaymentServiceStub:
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     @_typing.overload
@@ -182,34 +125,17 @@ class PaymentServiceStub:
     """Pays an employee from a reservation, which it consumes, and writes one
     ledger entry. Happens once per (caller, idempotency_key): repeating the
     same request returns the original payout and writes nothing.
-
-    INVALID_ARGUMENT: a field is missing or malformed, or the amount is not
-      positive.
-    NOT_FOUND: no reservation has that id.
-    FAILED_PRECONDITION: the reservation was released (RESERVATION_RELEASED)
-      or spent by another payout (RESERVATION_CONSUMED), or the amount is not
-      the reserved amount (AMOUNT_MISMATCH).
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-      with a different request. Nothing was paid.
     """
     GetPayout: _grpc.UnaryUnaryMultiCallable[_finance_pb2.GetPayoutRequest, _finance_pb2.GetPayoutResponse]
-    """Returns one payout.
-
-    INVALID_ARGUMENT: payout_id is empty or malformed.
-    NOT_FOUND: no payout has that id.
-    """
+    """Returns one payout."""
     ListLedgerEntries: _grpc.UnaryUnaryMultiCallable[_finance_pb2.ListLedgerEntriesRequest, _finance_pb2.ListLedgerEntriesResponse]
-    """Lists ledger entries, oldest first, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists ledger entries, oldest first, a page at a time."""
 
 @_typing.type_check_only
 class PaymentServiceAsyncStub(PaymentServiceStub):
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -217,33 +143,16 @@ class PaymentServiceAsyncStub(PaymentServiceStub):
     """Pays an employee from a reservation, which it consumes, and writes one
     ledger entry. Happens once per (caller, idempotency_key): repeating the
     same request returns the original payout and writes nothing.
-
-    INVALID_ARGUMENT: a field is missing or malformed, or the amount is not
-      positive.
-    NOT_FOUND: no reservation has that id.
-    FAILED_PRECONDITION: the reservation was released (RESERVATION_RELEASED)
-      or spent by another payout (RESERVATION_CONSUMED), or the amount is not
-      the reserved amount (AMOUNT_MISMATCH).
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-      with a different request. Nothing was paid.
     """
     GetPayout: _aio.UnaryUnaryMultiCallable[_finance_pb2.GetPayoutRequest, _finance_pb2.GetPayoutResponse]  # type: ignore[assignment]
-    """Returns one payout.
-
-    INVALID_ARGUMENT: payout_id is empty or malformed.
-    NOT_FOUND: no payout has that id.
-    """
+    """Returns one payout."""
     ListLedgerEntries: _aio.UnaryUnaryMultiCallable[_finance_pb2.ListLedgerEntriesRequest, _finance_pb2.ListLedgerEntriesResponse]  # type: ignore[assignment]
-    """Lists ledger entries, oldest first, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists ledger entries, oldest first, a page at a time."""
 
 class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
     """Money leaving the company, once.
 
-    Same extra codes as BudgetService.
+    Same mesh cases as BudgetService.
     """
 
     @_abc_1.abstractmethod
@@ -255,15 +164,6 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         """Pays an employee from a reservation, which it consumes, and writes one
         ledger entry. Happens once per (caller, idempotency_key): repeating the
         same request returns the original payout and writes nothing.
-
-        INVALID_ARGUMENT: a field is missing or malformed, or the amount is not
-          positive.
-        NOT_FOUND: no reservation has that id.
-        FAILED_PRECONDITION: the reservation was released (RESERVATION_RELEASED)
-          or spent by another payout (RESERVATION_CONSUMED), or the amount is not
-          the reserved amount (AMOUNT_MISMATCH).
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): the key was used before
-          with a different request. Nothing was paid.
         """
 
     @_abc_1.abstractmethod
@@ -272,11 +172,7 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _finance_pb2.GetPayoutRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_finance_pb2.GetPayoutResponse, _abc.Awaitable[_finance_pb2.GetPayoutResponse]]:
-        """Returns one payout.
-
-        INVALID_ARGUMENT: payout_id is empty or malformed.
-        NOT_FOUND: no payout has that id.
-        """
+        """Returns one payout."""
 
     @_abc_1.abstractmethod
     def ListLedgerEntries(
@@ -284,10 +180,6 @@ class PaymentServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _finance_pb2.ListLedgerEntriesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_finance_pb2.ListLedgerEntriesResponse, _abc.Awaitable[_finance_pb2.ListLedgerEntriesResponse]]:
-        """Lists ledger entries, oldest first, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
-        """
+        """Lists ledger entries, oldest first, a page at a time."""
 
 def add_PaymentServiceServicer_to_server(servicer: PaymentServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -22,44 +22,47 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from deptmesh.common.v1 import errors_pb2 as deptmesh_dot_common_dot_v1_dot_errors__pb2
 from deptmesh.common.v1 import quota_pb2 as deptmesh_dot_common_dot_v1_dot_quota__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x65ptmesh/hr/v1/hr.proto\x12\x0e\x64\x65ptmesh.hr.v1\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\"\x7f\n\x08\x45mployee\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\"D\n\nCostCenter\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\")\n\x12GetEmployeeRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"A\n\x13GetEmployeeResponse\x12*\n\x08\x65mployee\x18\x01 \x01(\x0b\x32\x18.deptmesh.hr.v1.Employee\"U\n\x14ListEmployeesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"]\n\x15ListEmployeesResponse\x12+\n\temployees\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16GetManagerChainRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"E\n\x17GetManagerChainResponse\x12*\n\x08managers\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\".\n\x14GetCostCenterRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"H\n\x15GetCostCenterResponse\x12/\n\x0b\x63ost_center\x18\x01 \x01(\x0b\x32\x1a.deptmesh.hr.v1.CostCenter2\xa1\x03\n\x0f\x45mployeeService\x12[\n\x0bGetEmployee\x12\".deptmesh.hr.v1.GetEmployeeRequest\x1a#.deptmesh.hr.v1.GetEmployeeResponse\"\x03\x90\x02\x01\x12\x65\n\rListEmployees\x12$.deptmesh.hr.v1.ListEmployeesRequest\x1a%.deptmesh.hr.v1.ListEmployeesResponse\"\x07\x90\x02\x01\xc8\xf3\x18\x05\x12g\n\x0fGetManagerChain\x12&.deptmesh.hr.v1.GetManagerChainRequest\x1a\'.deptmesh.hr.v1.GetManagerChainResponse\"\x03\x90\x02\x01\x12\x61\n\rGetCostCenter\x12$.deptmesh.hr.v1.GetCostCenterRequest\x1a%.deptmesh.hr.v1.GetCostCenterResponse\"\x03\x90\x02\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17\x64\x65ptmesh/hr/v1/hr.proto\x12\x0e\x64\x65ptmesh.hr.v1\x1a\x1f\x64\x65ptmesh/common/v1/errors.proto\x1a\x1e\x64\x65ptmesh/common/v1/quota.proto\"\x7f\n\x08\x45mployee\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12\r\n\x05\x65mail\x18\x03 \x01(\t\x12\x12\n\nmanager_id\x18\x04 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x05 \x01(\t\x12\r\n\x05title\x18\x06 \x01(\t\"D\n\nCostCenter\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\x10\n\x08owner_id\x18\x03 \x01(\t\")\n\x12GetEmployeeRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"A\n\x13GetEmployeeResponse\x12*\n\x08\x65mployee\x18\x01 \x01(\x0b\x32\x18.deptmesh.hr.v1.Employee\"U\n\x14ListEmployeesRequest\x12\x11\n\tpage_size\x18\x01 \x01(\x05\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x16\n\x0e\x63ost_center_id\x18\x03 \x01(\t\"]\n\x15ListEmployeesResponse\x12+\n\temployees\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"-\n\x16GetManagerChainRequest\x12\x13\n\x0b\x65mployee_id\x18\x01 \x01(\t\"E\n\x17GetManagerChainResponse\x12*\n\x08managers\x18\x01 \x03(\x0b\x32\x18.deptmesh.hr.v1.Employee\".\n\x14GetCostCenterRequest\x12\x16\n\x0e\x63ost_center_id\x18\x01 \x01(\t\"H\n\x15GetCostCenterResponse\x12/\n\x0b\x63ost_center\x18\x01 \x01(\x0b\x32\x1a.deptmesh.hr.v1.CostCenter2\xb4\x11\n\x0f\x45mployeeService\x12\xbd\x02\n\x0bGetEmployee\x12\".deptmesh.hr.v1.GetEmployeeRequest\x1a#.deptmesh.hr.v1.GetEmployeeResponse\"\xe4\x01\x90\x02\x01\xda\xf3\x18\x85\x01\n\x10INVALID_ARGUMENT\x1a\"employee_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\xda\xf3\x18S\n\tNOT_FOUND\x1a\x18No employee has that id.\",Check the id; asking again will not find it.\x12\xe0\x02\n\rListEmployees\x12$.deptmesh.hr.v1.ListEmployeesRequest\x1a%.deptmesh.hr.v1.ListEmployeesResponse\"\x81\x02\x90\x02\x01\xc8\xf3\x18\x05\xda\xf3\x18\xf5\x01\n\x10INVALID_ARGUMENT\x1a{page_size is negative, cost_center_id is malformed, or page_token was not returned by an earlier call with the same filter.\"dFix the fields the google.rpc.BadRequest names; start from the first page when the token is refused.\x12\xc9\x02\n\x0fGetManagerChain\x12&.deptmesh.hr.v1.GetManagerChainRequest\x1a\'.deptmesh.hr.v1.GetManagerChainResponse\"\xe4\x01\x90\x02\x01\xda\xf3\x18\x85\x01\n\x10INVALID_ARGUMENT\x1a\"employee_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\xda\xf3\x18S\n\tNOT_FOUND\x1a\x18No employee has that id.\",Check the id; asking again will not find it.\x12\xc9\x02\n\rGetCostCenter\x12$.deptmesh.hr.v1.GetCostCenterRequest\x1a%.deptmesh.hr.v1.GetCostCenterResponse\"\xea\x01\x90\x02\x01\xda\xf3\x18\x88\x01\n\x10INVALID_ARGUMENT\x1a%cost_center_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\xda\xf3\x18V\n\tNOT_FOUND\x1a\x1bNo cost centre has that id.\",Check the id; asking again will not find it.\x1a\xe5\x06\xe2\xf3\x18\xe6\x01\n\x0bUNAVAILABLE\x12\rDATABASE_BUSY\x1a`The service\'s database did not grant a lock or a connection within the time the call could wait.\"fRepeat the same request after a short backoff; the sidecar\'s client repeats idempotent methods itself.\xe2\xf3\x18\xc6\x01\n\x0bUNAVAILABLE\x12\x11\x44\x41TABASE_CONFLICT\x1a\x89\x01The database ended the transaction to break a conflict with another one (a deadlock or a serialization failure), and nothing was written.\"\x18Repeat the same request.\xe2\xf3\x18\xd8\x01\n\x0bUNAVAILABLE\x12\x14\x44\x41TABASE_UNREACHABLE\x1a_The service\'s database could not be reached, so a write in flight may or may not have happened.\"RRepeat the same request later; a repeat settles whether the first one was written.\xe2\xf3\x18\xcd\x01\n\x11\x44\x45\x41\x44LINE_EXCEEDED\x12\x1d\x44\x45\x41\x44LINE_PASSED_BEFORE_COMMIT\x1ahThe call\'s deadline passed before its transaction could commit, so it was rolled back and wrote nothing.\"/Repeat the same request with a longer deadline.b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'deptmesh.hr.v1.hr_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_EMPLOYEESERVICE']._loaded_options = None
+  _globals['_EMPLOYEESERVICE']._serialized_options = b'\342\363\030\346\001\n\013UNAVAILABLE\022\rDATABASE_BUSY\032`The service\'s database did not grant a lock or a connection within the time the call could wait.\"fRepeat the same request after a short backoff; the sidecar\'s client repeats idempotent methods itself.\342\363\030\306\001\n\013UNAVAILABLE\022\021DATABASE_CONFLICT\032\211\001The database ended the transaction to break a conflict with another one (a deadlock or a serialization failure), and nothing was written.\"\030Repeat the same request.\342\363\030\330\001\n\013UNAVAILABLE\022\024DATABASE_UNREACHABLE\032_The service\'s database could not be reached, so a write in flight may or may not have happened.\"RRepeat the same request later; a repeat settles whether the first one was written.\342\363\030\315\001\n\021DEADLINE_EXCEEDED\022\035DEADLINE_PASSED_BEFORE_COMMIT\032hThe call\'s deadline passed before its transaction could commit, so it was rolled back and wrote nothing.\"/Repeat the same request with a longer deadline.'
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetEmployee']._loaded_options = None
-  _globals['_EMPLOYEESERVICE'].methods_by_name['GetEmployee']._serialized_options = b'\220\002\001'
+  _globals['_EMPLOYEESERVICE'].methods_by_name['GetEmployee']._serialized_options = b'\220\002\001\332\363\030\205\001\n\020INVALID_ARGUMENT\032\"employee_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\332\363\030S\n\tNOT_FOUND\032\030No employee has that id.\",Check the id; asking again will not find it.'
   _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._loaded_options = None
-  _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._serialized_options = b'\220\002\001\310\363\030\005'
+  _globals['_EMPLOYEESERVICE'].methods_by_name['ListEmployees']._serialized_options = b'\220\002\001\310\363\030\005\332\363\030\365\001\n\020INVALID_ARGUMENT\032{page_size is negative, cost_center_id is malformed, or page_token was not returned by an earlier call with the same filter.\"dFix the fields the google.rpc.BadRequest names; start from the first page when the token is refused.'
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetManagerChain']._loaded_options = None
-  _globals['_EMPLOYEESERVICE'].methods_by_name['GetManagerChain']._serialized_options = b'\220\002\001'
+  _globals['_EMPLOYEESERVICE'].methods_by_name['GetManagerChain']._serialized_options = b'\220\002\001\332\363\030\205\001\n\020INVALID_ARGUMENT\032\"employee_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\332\363\030S\n\tNOT_FOUND\032\030No employee has that id.\",Check the id; asking again will not find it.'
   _globals['_EMPLOYEESERVICE'].methods_by_name['GetCostCenter']._loaded_options = None
-  _globals['_EMPLOYEESERVICE'].methods_by_name['GetCostCenter']._serialized_options = b'\220\002\001'
-  _globals['_EMPLOYEE']._serialized_start=75
-  _globals['_EMPLOYEE']._serialized_end=202
-  _globals['_COSTCENTER']._serialized_start=204
-  _globals['_COSTCENTER']._serialized_end=272
-  _globals['_GETEMPLOYEEREQUEST']._serialized_start=274
-  _globals['_GETEMPLOYEEREQUEST']._serialized_end=315
-  _globals['_GETEMPLOYEERESPONSE']._serialized_start=317
-  _globals['_GETEMPLOYEERESPONSE']._serialized_end=382
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=384
-  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=469
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=471
-  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=564
-  _globals['_GETMANAGERCHAINREQUEST']._serialized_start=566
-  _globals['_GETMANAGERCHAINREQUEST']._serialized_end=611
-  _globals['_GETMANAGERCHAINRESPONSE']._serialized_start=613
-  _globals['_GETMANAGERCHAINRESPONSE']._serialized_end=682
-  _globals['_GETCOSTCENTERREQUEST']._serialized_start=684
-  _globals['_GETCOSTCENTERREQUEST']._serialized_end=730
-  _globals['_GETCOSTCENTERRESPONSE']._serialized_start=732
-  _globals['_GETCOSTCENTERRESPONSE']._serialized_end=804
-  _globals['_EMPLOYEESERVICE']._serialized_start=807
-  _globals['_EMPLOYEESERVICE']._serialized_end=1224
+  _globals['_EMPLOYEESERVICE'].methods_by_name['GetCostCenter']._serialized_options = b'\220\002\001\332\363\030\210\001\n\020INVALID_ARGUMENT\032%cost_center_id is empty or malformed.\"MFix the fields the google.rpc.BadRequest names; the same request fails again.\332\363\030V\n\tNOT_FOUND\032\033No cost centre has that id.\",Check the id; asking again will not find it.'
+  _globals['_EMPLOYEE']._serialized_start=108
+  _globals['_EMPLOYEE']._serialized_end=235
+  _globals['_COSTCENTER']._serialized_start=237
+  _globals['_COSTCENTER']._serialized_end=305
+  _globals['_GETEMPLOYEEREQUEST']._serialized_start=307
+  _globals['_GETEMPLOYEEREQUEST']._serialized_end=348
+  _globals['_GETEMPLOYEERESPONSE']._serialized_start=350
+  _globals['_GETEMPLOYEERESPONSE']._serialized_end=415
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_start=417
+  _globals['_LISTEMPLOYEESREQUEST']._serialized_end=502
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_start=504
+  _globals['_LISTEMPLOYEESRESPONSE']._serialized_end=597
+  _globals['_GETMANAGERCHAINREQUEST']._serialized_start=599
+  _globals['_GETMANAGERCHAINREQUEST']._serialized_end=644
+  _globals['_GETMANAGERCHAINRESPONSE']._serialized_start=646
+  _globals['_GETMANAGERCHAINRESPONSE']._serialized_end=715
+  _globals['_GETCOSTCENTERREQUEST']._serialized_start=717
+  _globals['_GETCOSTCENTERREQUEST']._serialized_end=763
+  _globals['_GETCOSTCENTERRESPONSE']._serialized_start=765
+  _globals['_GETCOSTCENTERRESPONSE']._serialized_end=837
+  _globals['_EMPLOYEESERVICE']._serialized_start=840
+  _globals['_EMPLOYEESERVICE']._serialized_end=3068
 # @@protoc_insertion_point(module_scope)

@@ -28,11 +28,9 @@ if _version_not_supported:
 class EmployeeServiceStub:
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel):
@@ -66,18 +64,13 @@ class EmployeeServiceStub:
 class EmployeeServiceServicer:
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def GetEmployee(self, request, context):
         """Returns one employee.
-
-        INVALID_ARGUMENT: employee_id is empty or malformed.
-        NOT_FOUND: no employee has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -85,9 +78,6 @@ class EmployeeServiceServicer:
 
     def ListEmployees(self, request, context):
         """Lists employees ordered by employee_id, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -96,9 +86,6 @@ class EmployeeServiceServicer:
     def GetManagerChain(self, request, context):
         """Returns the employee's line of managers: the direct manager first, then
         that manager's manager, up to the top of the company.
-
-        INVALID_ARGUMENT: employee_id is empty or malformed.
-        NOT_FOUND: no employee has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,9 +93,6 @@ class EmployeeServiceServicer:
 
     def GetCostCenter(self, request, context):
         """Returns one cost centre.
-
-        INVALID_ARGUMENT: cost_center_id is empty or malformed.
-        NOT_FOUND: no cost centre has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -148,11 +132,9 @@ def add_EmployeeServiceServicer_to_server(servicer, server):
 class EmployeeService:
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @staticmethod

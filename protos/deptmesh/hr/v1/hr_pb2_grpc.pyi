@@ -29,11 +29,9 @@ GRPC_VERSION: str
 class EmployeeServiceStub:
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_typing.overload
@@ -41,77 +39,43 @@ class EmployeeServiceStub:
     @_typing.overload
     def __new__(cls, channel: _aio.Channel) -> EmployeeServiceAsyncStub: ...
     GetEmployee: _grpc.UnaryUnaryMultiCallable[_hr_pb2.GetEmployeeRequest, _hr_pb2.GetEmployeeResponse]
-    """Returns one employee.
-
-    INVALID_ARGUMENT: employee_id is empty or malformed.
-    NOT_FOUND: no employee has that id.
-    """
+    """Returns one employee."""
     ListEmployees: _grpc.UnaryUnaryMultiCallable[_hr_pb2.ListEmployeesRequest, _hr_pb2.ListEmployeesResponse]
-    """Lists employees ordered by employee_id, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists employees ordered by employee_id, a page at a time."""
     GetManagerChain: _grpc.UnaryUnaryMultiCallable[_hr_pb2.GetManagerChainRequest, _hr_pb2.GetManagerChainResponse]
     """Returns the employee's line of managers: the direct manager first, then
     that manager's manager, up to the top of the company.
-
-    INVALID_ARGUMENT: employee_id is empty or malformed.
-    NOT_FOUND: no employee has that id.
     """
     GetCostCenter: _grpc.UnaryUnaryMultiCallable[_hr_pb2.GetCostCenterRequest, _hr_pb2.GetCostCenterResponse]
-    """Returns one cost centre.
-
-    INVALID_ARGUMENT: cost_center_id is empty or malformed.
-    NOT_FOUND: no cost centre has that id.
-    """
+    """Returns one cost centre."""
 
 @_typing.type_check_only
 class EmployeeServiceAsyncStub(EmployeeServiceStub):
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetEmployee: _aio.UnaryUnaryMultiCallable[_hr_pb2.GetEmployeeRequest, _hr_pb2.GetEmployeeResponse]  # type: ignore[assignment]
-    """Returns one employee.
-
-    INVALID_ARGUMENT: employee_id is empty or malformed.
-    NOT_FOUND: no employee has that id.
-    """
+    """Returns one employee."""
     ListEmployees: _aio.UnaryUnaryMultiCallable[_hr_pb2.ListEmployeesRequest, _hr_pb2.ListEmployeesResponse]  # type: ignore[assignment]
-    """Lists employees ordered by employee_id, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists employees ordered by employee_id, a page at a time."""
     GetManagerChain: _aio.UnaryUnaryMultiCallable[_hr_pb2.GetManagerChainRequest, _hr_pb2.GetManagerChainResponse]  # type: ignore[assignment]
     """Returns the employee's line of managers: the direct manager first, then
     that manager's manager, up to the top of the company.
-
-    INVALID_ARGUMENT: employee_id is empty or malformed.
-    NOT_FOUND: no employee has that id.
     """
     GetCostCenter: _aio.UnaryUnaryMultiCallable[_hr_pb2.GetCostCenterRequest, _hr_pb2.GetCostCenterResponse]  # type: ignore[assignment]
-    """Returns one cost centre.
-
-    INVALID_ARGUMENT: cost_center_id is empty or malformed.
-    NOT_FOUND: no cost centre has that id.
-    """
+    """Returns one cost centre."""
 
 class EmployeeServiceServicer(metaclass=_abc_1.ABCMeta):
     """Who works here, who reports to whom, and which cost centre pays for them.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a google.rpc.BadRequest
-    naming each bad field.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_abc_1.abstractmethod
@@ -120,11 +84,7 @@ class EmployeeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _hr_pb2.GetEmployeeRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_hr_pb2.GetEmployeeResponse, _abc.Awaitable[_hr_pb2.GetEmployeeResponse]]:
-        """Returns one employee.
-
-        INVALID_ARGUMENT: employee_id is empty or malformed.
-        NOT_FOUND: no employee has that id.
-        """
+        """Returns one employee."""
 
     @_abc_1.abstractmethod
     def ListEmployees(
@@ -132,11 +92,7 @@ class EmployeeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _hr_pb2.ListEmployeesRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_hr_pb2.ListEmployeesResponse, _abc.Awaitable[_hr_pb2.ListEmployeesResponse]]:
-        """Lists employees ordered by employee_id, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
-        """
+        """Lists employees ordered by employee_id, a page at a time."""
 
     @_abc_1.abstractmethod
     def GetManagerChain(
@@ -146,9 +102,6 @@ class EmployeeServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_hr_pb2.GetManagerChainResponse, _abc.Awaitable[_hr_pb2.GetManagerChainResponse]]:
         """Returns the employee's line of managers: the direct manager first, then
         that manager's manager, up to the top of the company.
-
-        INVALID_ARGUMENT: employee_id is empty or malformed.
-        NOT_FOUND: no employee has that id.
         """
 
     @_abc_1.abstractmethod
@@ -157,10 +110,6 @@ class EmployeeServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _hr_pb2.GetCostCenterRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_hr_pb2.GetCostCenterResponse, _abc.Awaitable[_hr_pb2.GetCostCenterResponse]]:
-        """Returns one cost centre.
-
-        INVALID_ARGUMENT: cost_center_id is empty or malformed.
-        NOT_FOUND: no cost centre has that id.
-        """
+        """Returns one cost centre."""
 
 def add_EmployeeServiceServicer_to_server(servicer: EmployeeServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

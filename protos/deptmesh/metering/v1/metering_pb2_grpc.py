@@ -34,12 +34,9 @@ class UsageLedgerServiceStub:
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel):
@@ -74,12 +71,9 @@ class UsageLedgerServiceServicer:
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def ReportUsage(self, request, context):
@@ -87,17 +81,6 @@ class UsageLedgerServiceServicer:
         by its record_id: a batch sent again (after a timeout, from a spool) is
         acknowledged and changes nothing. The whole batch is recorded or none of
         it.
-
-        INVALID_ARGUMENT: a record is malformed (an empty id, caller or method, a
-        minute not on a minute boundary, a negative count, more units than
-        calls allow), or the batch holds more than 5,000 records; nothing was
-        recorded.
-        PERMISSION_DENIED (reason NOT_THE_CALLEE): a record's callee is not the
-        calling department; a department reports only usage it served.
-        ALREADY_EXISTS (reason RECORD_ID_REUSED): a record_id was recorded before
-        with different counts; nothing was recorded.
-        UNAVAILABLE (reason DATABASE_BUSY): the ledger's database is busy; the
-        same batch may be sent again.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -106,11 +89,6 @@ class UsageLedgerServiceServicer:
     def QueryUsage(self, request, context):
         """Usage per (caller, callee, method) over a time range, for one department
         as a caller or as a callee.
-
-        INVALID_ARGUMENT: department is empty or malformed, or the range is empty
-        or longer than 400 days.
-        PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-        department itself may read a department's usage.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -120,13 +98,6 @@ class UsageLedgerServiceServicer:
         """One department's statement for one month: its usage of every other
         department priced with the rate card in force for that month. A closed
         month's statement never changes: asking again returns the same statement.
-
-        INVALID_ARGUMENT: department is empty or malformed, or month is not
-        YYYY-MM or is in the future.
-        PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-        department itself may read a department's statement.
-        FAILED_PRECONDITION (reason NO_RATE_CARD): no rate card was in force for
-        that month.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -167,12 +138,9 @@ class UsageLedgerService:
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @staticmethod

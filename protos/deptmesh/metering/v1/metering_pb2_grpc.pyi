@@ -35,12 +35,9 @@ class UsageLedgerServiceStub:
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_typing.overload
@@ -52,38 +49,15 @@ class UsageLedgerServiceStub:
     by its record_id: a batch sent again (after a timeout, from a spool) is
     acknowledged and changes nothing. The whole batch is recorded or none of
     it.
-
-    INVALID_ARGUMENT: a record is malformed (an empty id, caller or method, a
-      minute not on a minute boundary, a negative count, more units than
-      calls allow), or the batch holds more than 5,000 records; nothing was
-      recorded.
-    PERMISSION_DENIED (reason NOT_THE_CALLEE): a record's callee is not the
-      calling department; a department reports only usage it served.
-    ALREADY_EXISTS (reason RECORD_ID_REUSED): a record_id was recorded before
-      with different counts; nothing was recorded.
-    UNAVAILABLE (reason DATABASE_BUSY): the ledger's database is busy; the
-      same batch may be sent again.
     """
     QueryUsage: _grpc.UnaryUnaryMultiCallable[_metering_pb2.QueryUsageRequest, _metering_pb2.QueryUsageResponse]
     """Usage per (caller, callee, method) over a time range, for one department
     as a caller or as a callee.
-
-    INVALID_ARGUMENT: department is empty or malformed, or the range is empty
-      or longer than 400 days.
-    PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-      department itself may read a department's usage.
     """
     GetStatement: _grpc.UnaryUnaryMultiCallable[_metering_pb2.GetStatementRequest, _metering_pb2.GetStatementResponse]
     """One department's statement for one month: its usage of every other
     department priced with the rate card in force for that month. A closed
     month's statement never changes: asking again returns the same statement.
-
-    INVALID_ARGUMENT: department is empty or malformed, or month is not
-      YYYY-MM or is in the future.
-    PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-      department itself may read a department's statement.
-    FAILED_PRECONDITION (reason NO_RATE_CARD): no rate card was in force for
-      that month.
     """
 
 @_typing.type_check_only
@@ -96,12 +70,9 @@ class UsageLedgerServiceAsyncStub(UsageLedgerServiceStub):
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -110,38 +81,15 @@ class UsageLedgerServiceAsyncStub(UsageLedgerServiceStub):
     by its record_id: a batch sent again (after a timeout, from a spool) is
     acknowledged and changes nothing. The whole batch is recorded or none of
     it.
-
-    INVALID_ARGUMENT: a record is malformed (an empty id, caller or method, a
-      minute not on a minute boundary, a negative count, more units than
-      calls allow), or the batch holds more than 5,000 records; nothing was
-      recorded.
-    PERMISSION_DENIED (reason NOT_THE_CALLEE): a record's callee is not the
-      calling department; a department reports only usage it served.
-    ALREADY_EXISTS (reason RECORD_ID_REUSED): a record_id was recorded before
-      with different counts; nothing was recorded.
-    UNAVAILABLE (reason DATABASE_BUSY): the ledger's database is busy; the
-      same batch may be sent again.
     """
     QueryUsage: _aio.UnaryUnaryMultiCallable[_metering_pb2.QueryUsageRequest, _metering_pb2.QueryUsageResponse]  # type: ignore[assignment]
     """Usage per (caller, callee, method) over a time range, for one department
     as a caller or as a callee.
-
-    INVALID_ARGUMENT: department is empty or malformed, or the range is empty
-      or longer than 400 days.
-    PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-      department itself may read a department's usage.
     """
     GetStatement: _aio.UnaryUnaryMultiCallable[_metering_pb2.GetStatementRequest, _metering_pb2.GetStatementResponse]  # type: ignore[assignment]
     """One department's statement for one month: its usage of every other
     department priced with the rate card in force for that month. A closed
     month's statement never changes: asking again returns the same statement.
-
-    INVALID_ARGUMENT: department is empty or malformed, or month is not
-      YYYY-MM or is in the future.
-    PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-      department itself may read a department's statement.
-    FAILED_PRECONDITION (reason NO_RATE_CARD): no rate card was in force for
-      that month.
     """
 
 class UsageLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -153,12 +101,9 @@ class UsageLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     record harmless: the ledger counts each id once. Statements price a month's
     usage with the rate card of the policy file.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and PERMISSION_DENIED a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_abc_1.abstractmethod
@@ -171,17 +116,6 @@ class UsageLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         by its record_id: a batch sent again (after a timeout, from a spool) is
         acknowledged and changes nothing. The whole batch is recorded or none of
         it.
-
-        INVALID_ARGUMENT: a record is malformed (an empty id, caller or method, a
-          minute not on a minute boundary, a negative count, more units than
-          calls allow), or the batch holds more than 5,000 records; nothing was
-          recorded.
-        PERMISSION_DENIED (reason NOT_THE_CALLEE): a record's callee is not the
-          calling department; a department reports only usage it served.
-        ALREADY_EXISTS (reason RECORD_ID_REUSED): a record_id was recorded before
-          with different counts; nothing was recorded.
-        UNAVAILABLE (reason DATABASE_BUSY): the ledger's database is busy; the
-          same batch may be sent again.
         """
 
     @_abc_1.abstractmethod
@@ -192,11 +126,6 @@ class UsageLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_metering_pb2.QueryUsageResponse, _abc.Awaitable[_metering_pb2.QueryUsageResponse]]:
         """Usage per (caller, callee, method) over a time range, for one department
         as a caller or as a callee.
-
-        INVALID_ARGUMENT: department is empty or malformed, or the range is empty
-          or longer than 400 days.
-        PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-          department itself may read a department's usage.
         """
 
     @_abc_1.abstractmethod
@@ -208,13 +137,6 @@ class UsageLedgerServiceServicer(metaclass=_abc_1.ABCMeta):
         """One department's statement for one month: its usage of every other
         department priced with the rate card in force for that month. A closed
         month's statement never changes: asking again returns the same statement.
-
-        INVALID_ARGUMENT: department is empty or malformed, or month is not
-          YYYY-MM or is in the future.
-        PERMISSION_DENIED (reason NOT_YOUR_USAGE): only the platform and the
-          department itself may read a department's statement.
-        FAILED_PRECONDITION (reason NO_RATE_CARD): no rate card was in force for
-          that month.
         """
 
 def add_UsageLedgerServiceServicer_to_server(servicer: UsageLedgerServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

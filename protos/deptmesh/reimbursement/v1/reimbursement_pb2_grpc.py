@@ -37,11 +37,11 @@ class ReimbursementServiceStub:
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     def __init__(self, channel):
@@ -89,23 +89,16 @@ class ReimbursementServiceServicer:
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     def SubmitClaim(self, request, context):
         """Files a new claim in state SUBMITTED. With a request_id, repeating the
         same request returns the original claim.
-
-        INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-        positive, or the currency is not an ISO 4217 code.
-        FAILED_PRECONDITION (reason EMPLOYEE_NOT_FOUND): HR has no such employee.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-        with a different request.
-        UNAVAILABLE: HR could not be asked; nothing was filed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -113,9 +106,6 @@ class ReimbursementServiceServicer:
 
     def GetClaim(self, request, context):
         """Returns one claim.
-
-        INVALID_ARGUMENT: claim_id is empty or malformed.
-        NOT_FOUND: no claim has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -123,9 +113,6 @@ class ReimbursementServiceServicer:
 
     def ListClaims(self, request, context):
         """Lists claims, newest first, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -134,14 +121,6 @@ class ReimbursementServiceServicer:
     def ApproveClaim(self, request, context):
         """Approves a SUBMITTED claim and pays it. Returns the claim PAID, or
         APPROVED when finance could not pay yet (the payout is retried).
-
-        INVALID_ARGUMENT: a field is missing or malformed.
-        NOT_FOUND: no claim has that id.
-        PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-        manager of the claim's employee.
-        FAILED_PRECONDITION: the claim is not SUBMITTED (CLAIM_NOT_SUBMITTED), or
-        the cost centre cannot cover it (INSUFFICIENT_FUNDS).
-        UNAVAILABLE: HR or finance could not be asked; the claim is unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,14 +128,6 @@ class ReimbursementServiceServicer:
 
     def RejectClaim(self, request, context):
         """Rejects a SUBMITTED claim.
-
-        INVALID_ARGUMENT: a field is missing or malformed.
-        NOT_FOUND: no claim has that id.
-        PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-        manager of the claim's employee.
-        FAILED_PRECONDITION (reason CLAIM_NOT_SUBMITTED): the claim is not
-        SUBMITTED.
-        UNAVAILABLE: HR could not be asked; the claim is unchanged.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -210,11 +181,11 @@ class ReimbursementService:
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     @staticmethod

@@ -38,11 +38,11 @@ class ReimbursementServiceStub:
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     @_typing.overload
@@ -52,49 +52,17 @@ class ReimbursementServiceStub:
     SubmitClaim: _grpc.UnaryUnaryMultiCallable[_reimbursement_pb2.SubmitClaimRequest, _reimbursement_pb2.SubmitClaimResponse]
     """Files a new claim in state SUBMITTED. With a request_id, repeating the
     same request returns the original claim.
-
-    INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-      positive, or the currency is not an ISO 4217 code.
-    FAILED_PRECONDITION (reason EMPLOYEE_NOT_FOUND): HR has no such employee.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-      with a different request.
-    UNAVAILABLE: HR could not be asked; nothing was filed.
     """
     GetClaim: _grpc.UnaryUnaryMultiCallable[_reimbursement_pb2.GetClaimRequest, _reimbursement_pb2.GetClaimResponse]
-    """Returns one claim.
-
-    INVALID_ARGUMENT: claim_id is empty or malformed.
-    NOT_FOUND: no claim has that id.
-    """
+    """Returns one claim."""
     ListClaims: _grpc.UnaryUnaryMultiCallable[_reimbursement_pb2.ListClaimsRequest, _reimbursement_pb2.ListClaimsResponse]
-    """Lists claims, newest first, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists claims, newest first, a page at a time."""
     ApproveClaim: _grpc.UnaryUnaryMultiCallable[_reimbursement_pb2.ApproveClaimRequest, _reimbursement_pb2.ApproveClaimResponse]
     """Approves a SUBMITTED claim and pays it. Returns the claim PAID, or
     APPROVED when finance could not pay yet (the payout is retried).
-
-    INVALID_ARGUMENT: a field is missing or malformed.
-    NOT_FOUND: no claim has that id.
-    PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-      manager of the claim's employee.
-    FAILED_PRECONDITION: the claim is not SUBMITTED (CLAIM_NOT_SUBMITTED), or
-      the cost centre cannot cover it (INSUFFICIENT_FUNDS).
-    UNAVAILABLE: HR or finance could not be asked; the claim is unchanged.
     """
     RejectClaim: _grpc.UnaryUnaryMultiCallable[_reimbursement_pb2.RejectClaimRequest, _reimbursement_pb2.RejectClaimResponse]
-    """Rejects a SUBMITTED claim.
-
-    INVALID_ARGUMENT: a field is missing or malformed.
-    NOT_FOUND: no claim has that id.
-    PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-      manager of the claim's employee.
-    FAILED_PRECONDITION (reason CLAIM_NOT_SUBMITTED): the claim is not
-      SUBMITTED.
-    UNAVAILABLE: HR could not be asked; the claim is unchanged.
-    """
+    """Rejects a SUBMITTED claim."""
 
 @_typing.type_check_only
 class ReimbursementServiceAsyncStub(ReimbursementServiceStub):
@@ -109,60 +77,28 @@ class ReimbursementServiceAsyncStub(ReimbursementServiceStub):
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitClaim: _aio.UnaryUnaryMultiCallable[_reimbursement_pb2.SubmitClaimRequest, _reimbursement_pb2.SubmitClaimResponse]  # type: ignore[assignment]
     """Files a new claim in state SUBMITTED. With a request_id, repeating the
     same request returns the original claim.
-
-    INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-      positive, or the currency is not an ISO 4217 code.
-    FAILED_PRECONDITION (reason EMPLOYEE_NOT_FOUND): HR has no such employee.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-      with a different request.
-    UNAVAILABLE: HR could not be asked; nothing was filed.
     """
     GetClaim: _aio.UnaryUnaryMultiCallable[_reimbursement_pb2.GetClaimRequest, _reimbursement_pb2.GetClaimResponse]  # type: ignore[assignment]
-    """Returns one claim.
-
-    INVALID_ARGUMENT: claim_id is empty or malformed.
-    NOT_FOUND: no claim has that id.
-    """
+    """Returns one claim."""
     ListClaims: _aio.UnaryUnaryMultiCallable[_reimbursement_pb2.ListClaimsRequest, _reimbursement_pb2.ListClaimsResponse]  # type: ignore[assignment]
-    """Lists claims, newest first, a page at a time.
-
-    INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-    by an earlier call with the same filter.
-    """
+    """Lists claims, newest first, a page at a time."""
     ApproveClaim: _aio.UnaryUnaryMultiCallable[_reimbursement_pb2.ApproveClaimRequest, _reimbursement_pb2.ApproveClaimResponse]  # type: ignore[assignment]
     """Approves a SUBMITTED claim and pays it. Returns the claim PAID, or
     APPROVED when finance could not pay yet (the payout is retried).
-
-    INVALID_ARGUMENT: a field is missing or malformed.
-    NOT_FOUND: no claim has that id.
-    PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-      manager of the claim's employee.
-    FAILED_PRECONDITION: the claim is not SUBMITTED (CLAIM_NOT_SUBMITTED), or
-      the cost centre cannot cover it (INSUFFICIENT_FUNDS).
-    UNAVAILABLE: HR or finance could not be asked; the claim is unchanged.
     """
     RejectClaim: _aio.UnaryUnaryMultiCallable[_reimbursement_pb2.RejectClaimRequest, _reimbursement_pb2.RejectClaimResponse]  # type: ignore[assignment]
-    """Rejects a SUBMITTED claim.
-
-    INVALID_ARGUMENT: a field is missing or malformed.
-    NOT_FOUND: no claim has that id.
-    PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-      manager of the claim's employee.
-    FAILED_PRECONDITION (reason CLAIM_NOT_SUBMITTED): the claim is not
-      SUBMITTED.
-    UNAVAILABLE: HR could not be asked; the claim is unchanged.
-    """
+    """Rejects a SUBMITTED claim."""
 
 class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
     """Expense claims from employees: submitted, approved by the employee's
@@ -176,11 +112,11 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
     at most once. When finance cannot be reached the claim stays APPROVED and the
     service keeps retrying the payout until it is PAID.
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field; FAILED_PRECONDITION carries a
-    google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS). What HR or finance refuse
+    reaches the caller as FAILED_PRECONDITION with their own reason, or
+    HR_<code> / FINANCE_<code> when they give none.
     """
 
     @_abc_1.abstractmethod
@@ -191,13 +127,6 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reimbursement_pb2.SubmitClaimResponse, _abc.Awaitable[_reimbursement_pb2.SubmitClaimResponse]]:
         """Files a new claim in state SUBMITTED. With a request_id, repeating the
         same request returns the original claim.
-
-        INVALID_ARGUMENT: a field is missing or malformed, the amount is not
-          positive, or the currency is not an ISO 4217 code.
-        FAILED_PRECONDITION (reason EMPLOYEE_NOT_FOUND): HR has no such employee.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-          with a different request.
-        UNAVAILABLE: HR could not be asked; nothing was filed.
         """
 
     @_abc_1.abstractmethod
@@ -206,11 +135,7 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reimbursement_pb2.GetClaimRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reimbursement_pb2.GetClaimResponse, _abc.Awaitable[_reimbursement_pb2.GetClaimResponse]]:
-        """Returns one claim.
-
-        INVALID_ARGUMENT: claim_id is empty or malformed.
-        NOT_FOUND: no claim has that id.
-        """
+        """Returns one claim."""
 
     @_abc_1.abstractmethod
     def ListClaims(
@@ -218,11 +143,7 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reimbursement_pb2.ListClaimsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reimbursement_pb2.ListClaimsResponse, _abc.Awaitable[_reimbursement_pb2.ListClaimsResponse]]:
-        """Lists claims, newest first, a page at a time.
-
-        INVALID_ARGUMENT: page_size is negative, or page_token was not returned
-        by an earlier call with the same filter.
-        """
+        """Lists claims, newest first, a page at a time."""
 
     @_abc_1.abstractmethod
     def ApproveClaim(
@@ -232,14 +153,6 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_reimbursement_pb2.ApproveClaimResponse, _abc.Awaitable[_reimbursement_pb2.ApproveClaimResponse]]:
         """Approves a SUBMITTED claim and pays it. Returns the claim PAID, or
         APPROVED when finance could not pay yet (the payout is retried).
-
-        INVALID_ARGUMENT: a field is missing or malformed.
-        NOT_FOUND: no claim has that id.
-        PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-          manager of the claim's employee.
-        FAILED_PRECONDITION: the claim is not SUBMITTED (CLAIM_NOT_SUBMITTED), or
-          the cost centre cannot cover it (INSUFFICIENT_FUNDS).
-        UNAVAILABLE: HR or finance could not be asked; the claim is unchanged.
         """
 
     @_abc_1.abstractmethod
@@ -248,15 +161,6 @@ class ReimbursementServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _reimbursement_pb2.RejectClaimRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_reimbursement_pb2.RejectClaimResponse, _abc.Awaitable[_reimbursement_pb2.RejectClaimResponse]]:
-        """Rejects a SUBMITTED claim.
-
-        INVALID_ARGUMENT: a field is missing or malformed.
-        NOT_FOUND: no claim has that id.
-        PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not the direct
-          manager of the claim's employee.
-        FAILED_PRECONDITION (reason CLAIM_NOT_SUBMITTED): the claim is not
-          SUBMITTED.
-        UNAVAILABLE: HR could not be asked; the claim is unchanged.
-        """
+        """Rejects a SUBMITTED claim."""
 
 def add_ReimbursementServiceServicer_to_server(servicer: ReimbursementServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -30,12 +30,9 @@ class TripServiceStub:
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel):
@@ -66,30 +63,15 @@ class TripServiceServicer:
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def RequestTrip(self, request, context):
         """Files a trip request. Repeating the same request (same request_id, same
         fields) returns the trip filed the first time, so a retry never files a
         second trip.
-
-        INVALID_ARGUMENT: a field is missing or malformed, a date is not a
-        calendar date YYYY-MM-DD, the departure is in the past, the return is
-        before the departure, the trip is longer than 90 days, or the estimated
-        cost is not positive or its currency not an ISO 4217 code.
-        FAILED_PRECONDITION: HR has no such employee (reason TRAVELLER_NOT_FOUND),
-        or HR refused to say (reason HR_<code>, for example
-        HR_PERMISSION_DENIED); nothing was filed.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-        with a different request.
-        UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE): HR could not answer now;
-        nothing was filed, and the same request may be repeated.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -97,9 +79,6 @@ class TripServiceServicer:
 
     def GetTrip(self, request, context):
         """Returns one trip.
-
-        INVALID_ARGUMENT: trip_id is empty or malformed.
-        NOT_FOUND: no trip has that id.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -107,9 +86,6 @@ class TripServiceServicer:
 
     def ListTrips(self, request, context):
         """Lists trips in the order they were requested, a page at a time.
-
-        INVALID_ARGUMENT: traveller_id is malformed, page_size is negative, or
-        page_token was not returned by an earlier call with the same filter.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -146,12 +122,9 @@ class TripService:
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @staticmethod

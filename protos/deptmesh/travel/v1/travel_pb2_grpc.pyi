@@ -31,12 +31,9 @@ class TripServiceStub:
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_typing.overload
@@ -47,31 +44,11 @@ class TripServiceStub:
     """Files a trip request. Repeating the same request (same request_id, same
     fields) returns the trip filed the first time, so a retry never files a
     second trip.
-
-    INVALID_ARGUMENT: a field is missing or malformed, a date is not a
-      calendar date YYYY-MM-DD, the departure is in the past, the return is
-      before the departure, the trip is longer than 90 days, or the estimated
-      cost is not positive or its currency not an ISO 4217 code.
-    FAILED_PRECONDITION: HR has no such employee (reason TRAVELLER_NOT_FOUND),
-      or HR refused to say (reason HR_<code>, for example
-      HR_PERMISSION_DENIED); nothing was filed.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-      with a different request.
-    UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE): HR could not answer now;
-      nothing was filed, and the same request may be repeated.
     """
     GetTrip: _grpc.UnaryUnaryMultiCallable[_travel_pb2.GetTripRequest, _travel_pb2.GetTripResponse]
-    """Returns one trip.
-
-    INVALID_ARGUMENT: trip_id is empty or malformed.
-    NOT_FOUND: no trip has that id.
-    """
+    """Returns one trip."""
     ListTrips: _grpc.UnaryUnaryMultiCallable[_travel_pb2.ListTripsRequest, _travel_pb2.ListTripsResponse]
-    """Lists trips in the order they were requested, a page at a time.
-
-    INVALID_ARGUMENT: traveller_id is malformed, page_size is negative, or
-      page_token was not returned by an earlier call with the same filter.
-    """
+    """Lists trips in the order they were requested, a page at a time."""
 
 @_typing.type_check_only
 class TripServiceAsyncStub(TripServiceStub):
@@ -79,12 +56,9 @@ class TripServiceAsyncStub(TripServiceStub):
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -92,43 +66,20 @@ class TripServiceAsyncStub(TripServiceStub):
     """Files a trip request. Repeating the same request (same request_id, same
     fields) returns the trip filed the first time, so a retry never files a
     second trip.
-
-    INVALID_ARGUMENT: a field is missing or malformed, a date is not a
-      calendar date YYYY-MM-DD, the departure is in the past, the return is
-      before the departure, the trip is longer than 90 days, or the estimated
-      cost is not positive or its currency not an ISO 4217 code.
-    FAILED_PRECONDITION: HR has no such employee (reason TRAVELLER_NOT_FOUND),
-      or HR refused to say (reason HR_<code>, for example
-      HR_PERMISSION_DENIED); nothing was filed.
-    ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-      with a different request.
-    UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE): HR could not answer now;
-      nothing was filed, and the same request may be repeated.
     """
     GetTrip: _aio.UnaryUnaryMultiCallable[_travel_pb2.GetTripRequest, _travel_pb2.GetTripResponse]  # type: ignore[assignment]
-    """Returns one trip.
-
-    INVALID_ARGUMENT: trip_id is empty or malformed.
-    NOT_FOUND: no trip has that id.
-    """
+    """Returns one trip."""
     ListTrips: _aio.UnaryUnaryMultiCallable[_travel_pb2.ListTripsRequest, _travel_pb2.ListTripsResponse]  # type: ignore[assignment]
-    """Lists trips in the order they were requested, a page at a time.
-
-    INVALID_ARGUMENT: traveller_id is malformed, page_size is negative, or
-      page_token was not returned by an earlier call with the same filter.
-    """
+    """Lists trips in the order they were requested, a page at a time."""
 
 class TripServiceServicer(metaclass=_abc_1.ABCMeta):
     """Business trips: an employee asks to travel somewhere, on given dates, at an
     estimated cost. Travel asks HR whether the traveller is an employee and
     records the cost centre that pays for them (as HR says at the time).
 
-    Every RPC may also return UNAUTHENTICATED, PERMISSION_DENIED or
-    RESOURCE_EXHAUSTED from the mesh sidecar, and UNAVAILABLE or
-    DEADLINE_EXCEEDED from the network. The codes listed per RPC are the ones the
-    service itself returns; INVALID_ARGUMENT always carries a
-    google.rpc.BadRequest naming each bad field, and FAILED_PRECONDITION and
-    ALREADY_EXISTS a google.rpc.ErrorInfo whose reason says why.
+    The errors and service_errors options declare how each RPC can fail; every
+    RPC may also end in one of the ways the mesh refuses any call
+    (deptmesh.sidecar.declared_errors.MESH_ERRORS).
     """
 
     @_abc_1.abstractmethod
@@ -140,18 +91,6 @@ class TripServiceServicer(metaclass=_abc_1.ABCMeta):
         """Files a trip request. Repeating the same request (same request_id, same
         fields) returns the trip filed the first time, so a retry never files a
         second trip.
-
-        INVALID_ARGUMENT: a field is missing or malformed, a date is not a
-          calendar date YYYY-MM-DD, the departure is in the past, the return is
-          before the departure, the trip is longer than 90 days, or the estimated
-          cost is not positive or its currency not an ISO 4217 code.
-        FAILED_PRECONDITION: HR has no such employee (reason TRAVELLER_NOT_FOUND),
-          or HR refused to say (reason HR_<code>, for example
-          HR_PERMISSION_DENIED); nothing was filed.
-        ALREADY_EXISTS (reason IDEMPOTENCY_KEY_REUSED): request_id was used before
-          with a different request.
-        UNAVAILABLE (reason DEPENDENCY_UNAVAILABLE): HR could not answer now;
-          nothing was filed, and the same request may be repeated.
         """
 
     @_abc_1.abstractmethod
@@ -160,11 +99,7 @@ class TripServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _travel_pb2.GetTripRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_travel_pb2.GetTripResponse, _abc.Awaitable[_travel_pb2.GetTripResponse]]:
-        """Returns one trip.
-
-        INVALID_ARGUMENT: trip_id is empty or malformed.
-        NOT_FOUND: no trip has that id.
-        """
+        """Returns one trip."""
 
     @_abc_1.abstractmethod
     def ListTrips(
@@ -172,10 +107,6 @@ class TripServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _travel_pb2.ListTripsRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_travel_pb2.ListTripsResponse, _abc.Awaitable[_travel_pb2.ListTripsResponse]]:
-        """Lists trips in the order they were requested, a page at a time.
-
-        INVALID_ARGUMENT: traveller_id is malformed, page_size is negative, or
-          page_token was not returned by an earlier call with the same filter.
-        """
+        """Lists trips in the order they were requested, a page at a time."""
 
 def add_TripServiceServicer_to_server(servicer: TripServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -166,18 +166,22 @@ def _lock_reservation(tx: Transaction, reservation_id: str) -> Reservation:
     return reservation_from_row(found)
 
 
-# Why a reservation that is no longer active can be neither paid from nor released.
+# Why a reservation that is no longer active can be neither paid from nor released,
+# and the reason that says so (literals: the contract tests read them).
 _NOT_ACTIVE = {
-    ReservationState.RELEASED: ("was released", "RESERVATION_RELEASED"),
-    ReservationState.CONSUMED: ("was spent by a payout", "RESERVATION_CONSUMED"),
+    ReservationState.RELEASED: "was released",
+    ReservationState.CONSUMED: "was spent by a payout",
+}
+_NOT_ACTIVE_REASONS = {
+    ReservationState.RELEASED: "RESERVATION_RELEASED",
+    ReservationState.CONSUMED: "RESERVATION_CONSUMED",
 }
 
 
 def _not_active(reservation: Reservation) -> FailedPrecondition:
-    what, reason = _NOT_ACTIVE[reservation.state]
     return FailedPrecondition(
-        f"reservation {reservation.reservation_id} {what}",
-        reason=reason,
+        f"reservation {reservation.reservation_id} {_NOT_ACTIVE[reservation.state]}",
+        reason=_NOT_ACTIVE_REASONS[reservation.state],
         metadata={"reservation_id": reservation.reservation_id},
     )
 

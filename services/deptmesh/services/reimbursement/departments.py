@@ -35,6 +35,20 @@ _RETRYABLE = frozenset(
     }
 )
 
+# The reason another department's refusal is passed on with when it carries no
+# ErrorInfo reason of its own, for each such status its contract or the mesh
+# declares (literals: the contract tests read them). A status outside its
+# contract is taken as the department being unavailable.
+_REFUSAL_REASONS = {
+    ("hr", grpc.StatusCode.INVALID_ARGUMENT): "HR_INVALID_ARGUMENT",
+    ("hr", grpc.StatusCode.UNAUTHENTICATED): "HR_UNAUTHENTICATED",
+    ("hr", grpc.StatusCode.INTERNAL): "HR_INTERNAL",
+    ("finance", grpc.StatusCode.INVALID_ARGUMENT): "FINANCE_INVALID_ARGUMENT",
+    ("finance", grpc.StatusCode.NOT_FOUND): "FINANCE_NOT_FOUND",
+    ("finance", grpc.StatusCode.UNAUTHENTICATED): "FINANCE_UNAUTHENTICATED",
+    ("finance", grpc.StatusCode.INTERNAL): "FINANCE_INTERNAL",
+}
+
 
 @dataclass(frozen=True, slots=True)
 class Manager:
@@ -104,15 +118,19 @@ def _our_error(department: str, error: grpc.RpcError) -> ServiceError:
     code: grpc.StatusCode = error.code()
     details: str = error.details() or ""
     metadata = {"department": department}
-    if code in _RETRYABLE:
+    # Anything else another department refuses is a state we cannot change
+    # from here; its own reason (INSUFFICIENT_FUNDS, ...) tells the caller why.
+    reason = (
+        ""
+        if code in _RETRYABLE
+        else _reason_of(error) or _REFUSAL_REASONS.get((department, code), "")
+    )
+    if not reason:
         return Unavailable(
             f"{department} is unavailable ({code.name})",
             reason="DEPENDENCY_UNAVAILABLE",
             metadata=metadata,
         )
-    # Anything else another department refuses is a state we cannot change
-    # from here; its own reason (INSUFFICIENT_FUNDS, ...) tells the caller why.
-    reason = _reason_of(error) or f"{department.upper()}_{code.name}"
     return FailedPrecondition(f"{department}: {details}", reason=reason, metadata=metadata)
 
 

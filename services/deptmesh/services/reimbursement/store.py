@@ -82,6 +82,14 @@ class NewClaim:
         return hashlib.sha256(text.encode()).hexdigest()
 
 
+# The reason a transition refuses a claim that is not in the state it starts from
+# (literals: the contract tests read them).
+_NOT_IN_STATE_REASONS = {
+    ClaimState.SUBMITTED: "CLAIM_NOT_SUBMITTED",
+    ClaimState.APPROVED: "CLAIM_NOT_APPROVED",
+}
+
+
 def _claim(row: Row) -> Claim:
     return Claim(
         seq=row["seq"],
@@ -213,7 +221,7 @@ class ClaimStore:
             if not changed:
                 raise FailedPrecondition(
                     f"claim {claim_id} is {current.state}, not {expected}",
-                    reason=f"CLAIM_NOT_{expected}",
+                    reason=_NOT_IN_STATE_REASONS[expected],
                     metadata={"claim_id": claim_id, "state": current.state},
                 )
             return current

@@ -22,6 +22,17 @@ _LATER = frozenset(
     }
 )
 
+# HR's refusals of the question itself, by the statuses HR's contract and the mesh
+# declare without an ErrorInfo reason, and the reason travel says each with
+# (literals: the contract tests read them). Any other status is not in HR's
+# contract: it is taken as HR being unable to answer now.
+_REFUSAL_REASONS = {
+    grpc.StatusCode.INVALID_ARGUMENT: "HR_INVALID_ARGUMENT",
+    grpc.StatusCode.PERMISSION_DENIED: "HR_PERMISSION_DENIED",
+    grpc.StatusCode.UNAUTHENTICATED: "HR_UNAUTHENTICATED",
+    grpc.StatusCode.INTERNAL: "HR_INTERNAL",
+}
+
 
 class Employees:
     def __init__(self, hr: grpc.Channel) -> None:
@@ -48,7 +59,8 @@ class Employees:
                     reason="TRAVELLER_NOT_FOUND",
                     metadata={"traveller_id": employee_id},
                 ) from error
-            if code in _LATER:
+            refusal = _REFUSAL_REASONS.get(code)
+            if code in _LATER or refusal is None:
                 raise Unavailable(
                     f"hr could not answer ({code.name})",
                     reason="DEPENDENCY_UNAVAILABLE",
@@ -58,7 +70,7 @@ class Employees:
             # the policy does not let travel ask): asking again will not help.
             raise FailedPrecondition(
                 f"hr: {error.details() or code.name}",
-                reason=f"HR_{code.name}",
+                reason=refusal,
                 metadata={"department": "hr"},
             ) from error
         return response.employee.cost_center_id

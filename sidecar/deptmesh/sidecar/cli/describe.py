@@ -4,9 +4,9 @@ committed descriptors and the comments of their .proto sources.
 SERVICE is a department (`hr`: the services of its contract package
 deptmesh.hr.v<N>) or a service's full name (`deptmesh.hr.v1.EmployeeService`).
 A service shows its comment and each method with the status codes it
-documents; a method shows its request and response fields (and every message
-and enum they use) with their types and comments, and the status codes its
-contract documents.
+declares; a method shows its request and response fields (and every message
+and enum they use) with their types and comments, and the error cases its
+contract declares (code, reason, when, what to do), then those of every call.
 """
 
 from __future__ import annotations
@@ -25,20 +25,16 @@ from google.protobuf.descriptor import (
 )
 from google.protobuf.descriptor_pb2 import MethodOptions
 
-from deptmesh.common.v1 import quota_pb2
+from deptmesh.common.v1 import errors_pb2, quota_pb2
 from deptmesh.sidecar.cli.contracts import Contracts
-from deptmesh.sidecar.cli.proto_comments import comments_of, documented_statuses
+from deptmesh.sidecar.cli.proto_comments import comments_of
 from deptmesh.sidecar.cli.tables import table
+from deptmesh.sidecar.declared_errors import MESH_ERRORS, declared_errors
 
 __all__ = ["EXIT_UNKNOWN_TARGET", "add_describe_command", "describe_method", "describe_service"]
 
 EXIT_UNKNOWN_TARGET = 2
 
-# What the sidecar and the network add to every RPC, whatever its contract lists.
-_EVERY_CALL = (
-    "every call may also end UNAUTHENTICATED, PERMISSION_DENIED or RESOURCE_EXHAUSTED"
-    " (the mesh's sidecar), or UNAVAILABLE or DEADLINE_EXCEEDED (the network)"
-)
 _SCALARS = {
     number: name.removeprefix("TYPE_").lower()
     for name, number in vars(FieldDescriptor).items()
@@ -120,14 +116,13 @@ def _one_line(text: str) -> str:
 
 
 def describe_service(service: ServiceDescriptor, comment: Comments) -> str:
-    """The service's comment, then each method's signature, summary and documented codes."""
+    """The service's comment, then each method's signature, summary and declared codes."""
     lines = [f"service {service.full_name}  ({service.file.name})"]
     lines += _indented(comment(service.full_name))
     for method in service.methods:
-        prose, statuses = documented_statuses(comment(method.full_name))
-        lines += ["", f"  rpc {_signature(method)}", *_indented(prose, "    ")]
-        if statuses:
-            codes = ", ".join(dict.fromkeys(status.code for status in statuses))
+        lines += ["", f"  rpc {_signature(method)}", *_indented(comment(method.full_name), "    ")]
+        codes = ", ".join(dict.fromkeys(case.code for case in declared_errors(method)))
+        if codes:
             lines.append(f"    status codes: {codes}")
     lines += ["", f"`deptmesh describe {service.full_name}/METHOD` shows a method's fields."]
     return "\n".join(lines)
@@ -151,10 +146,9 @@ def _short(full_name: str, package: str) -> str:
 
 def describe_method(method: MethodDescriptor, comment: Comments) -> str:
     """The method's comment and options, its request and response fields and the messages
-    and enums they use, and the status codes its contract documents."""
+    and enums they use, and the error cases its contract declares, then every call's."""
     service = method.containing_service
-    prose, statuses = documented_statuses(comment(method.full_name))
-    lines = [f"rpc {service.full_name}/{method.name}", *_indented(prose)]
+    lines = [f"rpc {service.full_name}/{method.name}", *_indented(comment(method.full_name))]
     options = method.GetOptions()
     if options.idempotency_level in _IDEMPOTENCY:
         lines.append(f"  idempotency: {_IDEMPOTENCY[options.idempotency_level]}")
@@ -170,16 +164,20 @@ def describe_method(method: MethodDescriptor, comment: Comments) -> str:
             lines += ["", *_enum(used, comment)]
         else:
             lines += ["", *_message(f"message {used.full_name}", used, comment)]
-    lines += ["", "status codes the contract documents"]
-    if statuses:
-        rows = [
-            (s.code + (f" (reason {s.reason})" if s.reason else ""), s.meaning) for s in statuses
-        ]
-        lines += _indented(table([("CODE", "WHEN"), *rows]))
-    else:
-        lines.append("  none listed")
-    lines.append(f"  ({_EVERY_CALL})")
+    lines += ["", "error cases the contract declares", *_error_cases(declared_errors(method))]
+    lines += ["", "error cases of every call (the mesh)", *_error_cases(MESH_ERRORS)]
     return "\n".join(lines)
+
+
+def _error_cases(cases: tuple[errors_pb2.ErrorCase, ...]) -> list[str]:
+    """Each case as its code and reason, then when it happens and what to do."""
+    if not cases:
+        return ["  none declared"]
+    lines: list[str] = []
+    for case in cases:
+        lines.append(f"  {case.code}" + (f" (reason {case.reason})" if case.reason else ""))
+        lines += [f"    when: {case.meaning}", f"    do:   {case.action}"]
+    return lines
 
 
 def _message(title: str, message: Descriptor, comment: Comments) -> list[str]:

@@ -1,4 +1,4 @@
-"""The comments of a contract, read from its .proto source, and the status codes they list.
+"""The comments of a contract, read from its .proto source.
 
 The generated modules carry no comments: protoc's Python generator drops a
 file's source info. The .proto sources are installed beside the generated
@@ -17,12 +17,10 @@ from __future__ import annotations
 
 import importlib.resources
 import re
-from dataclasses import dataclass
 
-import grpc
 from google.protobuf.descriptor import FileDescriptor
 
-__all__ = ["DocumentedStatus", "comments_of", "documented_statuses", "parse_comments"]
+__all__ = ["comments_of", "parse_comments"]
 
 _DECLARATION = re.compile(r"(?P<kind>message|enum|service|oneof|rpc)\s+(?P<name>\w+)")
 _FIELD = re.compile(
@@ -32,9 +30,6 @@ _ENUM_VALUE = re.compile(r"(?P<name>\w+)\s*=\s*-?\d+")
 _PACKAGE = re.compile(r"package\s+(?P<name>[\w.]+)\s*;")
 # Kinds whose name is part of the full name of what they hold.
 _SCOPES = frozenset({"message", "enum", "service"})
-
-_CODES = frozenset(code.name for code in grpc.StatusCode)
-_STATUS_LINE = re.compile(r"(?P<code>[A-Z][A-Z_]+)(?: \(reason (?P<reason>[A-Z][A-Z0-9_]*)\))?: ")
 
 
 def _split_comment(line: str) -> tuple[str, str | None]:
@@ -105,35 +100,3 @@ def comments_of(file: FileDescriptor) -> dict[str, str]:
     except (ModuleNotFoundError, OSError, ValueError):
         return {}
     return parse_comments(source)
-
-
-@dataclass(frozen=True, slots=True)
-class DocumentedStatus:
-    """A status code an RPC's comment says it returns, with the ErrorInfo reason if named."""
-
-    code: str
-    reason: str
-    meaning: str
-
-
-def documented_statuses(comment: str) -> tuple[str, list[DocumentedStatus]]:
-    """An RPC comment split into its prose and the status codes it lists: a line such as
-    `PERMISSION_DENIED (reason NOT_THE_MANAGER): approver_id is not ...` starts one, and
-    the lines after it up to the next such line or a blank line continue it."""
-    prose: list[str] = []
-    statuses: list[list[str]] = []
-    continuing = False
-    for line in comment.splitlines():
-        found = _STATUS_LINE.match(line)
-        if found is not None and found["code"] in _CODES:
-            statuses.append([found["code"], found["reason"] or "", line[found.end() :].strip()])
-            continuing = True
-        elif continuing and line.strip():
-            statuses[-1][2] += " " + line.strip()
-        else:
-            continuing = False
-            prose.append(line)
-    return (
-        "\n".join(prose).strip(),
-        [DocumentedStatus(code, reason, meaning) for code, reason, meaning in statuses],
-    )
