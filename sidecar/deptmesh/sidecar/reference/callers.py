@@ -29,9 +29,7 @@ def callers_of(policy: PolicyDocument, department: str, method_path: str) -> Cal
     """Who `policy` allows to call `method_path` (/pkg.Service/Method) on `department`."""
     rules = MethodRules({path: frozenset(c) for path, c in policy.method_rules.items()})
     access = AccessPolicy(policy.intentions, rules)
-    named = set(policy.departments) | {
-        i.source for i in policy.intentions if i.source != WILDCARD
-    }
+    named = set(policy.departments) | {i.source for i in policy.intentions if i.source != WILDCARD}
     allowed = tuple(
         sorted(name for name in named if access.decide(name, department, method_path).allowed)
     )

@@ -212,6 +212,7 @@ class _Builder:
 
     def field(self, field: FieldDescriptor) -> FieldDoc:
         entry = field.message_type
+        types: tuple[TypeRef, ...]
         if entry is not None and entry.GetOptions().map_entry:
             label = "map"
             types = (
@@ -337,9 +338,7 @@ def _service(
         name=service.name,
         comment=builder.comment(service.full_name),
         deprecated=service.GetOptions().deprecated,
-        methods=tuple(
-            _method(builder, m, department, policy, examples) for m in service.methods
-        ),
+        methods=tuple(_method(builder, m, department, policy, examples) for m in service.methods),
     )
 
 

@@ -92,7 +92,9 @@ def _elements(files: Iterable[FileDescriptorProto]) -> dict[str, _Element]:
     return elements
 
 
-def contract_changes(before: FileDescriptorSet, after: FileDescriptorSet) -> tuple[ContractChange, ...]:
+def contract_changes(
+    before: FileDescriptorSet, after: FileDescriptorSet
+) -> tuple[ContractChange, ...]:
     """What changed from `before` to `after`, by full name. An element removed with its
     parent is listed too: a caller reading the list looks up the names it uses."""
     old, new = _elements(before.file), _elements(after.file)
@@ -108,7 +110,9 @@ def contract_changes(before: FileDescriptorSet, after: FileDescriptorSet) -> tup
     return tuple(changes)
 
 
-def changelog(published: Sequence[FileDescriptorSet], installed: FileDescriptorSet) -> list[Release]:
+def changelog(
+    published: Sequence[FileDescriptorSet], installed: FileDescriptorSet
+) -> list[Release]:
     """The releases newest first: the installed contracts' changes not yet published (when
     there are any), then each published version's changes from the one before it (the
     first: everything it holds, added)."""

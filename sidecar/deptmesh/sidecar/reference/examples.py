@@ -101,7 +101,7 @@ def example_requests(text: str | None = None) -> dict[str, ExampleRequest]:
 def _parsed(request: Mapping[str, Any], descriptor: Descriptor) -> None:
     """ValueError unless `request` is a valid JSON form of `descriptor`'s message."""
     try:
-        json_format.ParseDict(request, GetMessageClass(descriptor)())
+        json_format.ParseDict(dict(request), GetMessageClass(descriptor)())
     except json_format.ParseError as error:
         raise ValueError(f"the example request is not a {descriptor.full_name}: {error}") from None
 
@@ -119,7 +119,9 @@ def _is_simple(request: Mapping[str, Any], descriptor: Descriptor) -> bool:
     )
 
 
-def _python(method: MethodDescriptor, department: str, caller: str, request: Mapping[str, Any]) -> str:
+def _python(
+    method: MethodDescriptor, department: str, caller: str, request: Mapping[str, Any]
+) -> str:
     request_type = method.input_type
     messages = _module(request_type.file.name, "_pb2")
     stubs = _module(method.containing_service.file.name, "_pb2_grpc")

@@ -109,4 +109,3 @@ def build_site(
         with static.joinpath(name).open("rb") as source, (out / name).open("wb") as target:
             shutil.copyfileobj(source, target)
     return index
-
