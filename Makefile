@@ -9,6 +9,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PUBLISHED := protos/published.binpb
+# Every image ever published, numbered from 1: the API reference's changelog diffs them.
+PUBLISHED_VERSIONS := protos/published
 
 .PHONY: help setup consul postgresql prometheus demo test lint typecheck imports unit protos check-protos publish-protos clean
 
@@ -75,7 +77,13 @@ check-protos: setup
 
 publish-protos: setup
 	$(BUF) build --exclude-source-info -o $(PUBLISHED)
-	@echo "published: $(PUBLISHED) (commit it with the contract change)"
+	@last=$$(ls $(PUBLISHED_VERSIONS) | sed -n 's/^\([0-9]*\)\.binpb$$/\1/p' | sort -n | tail -1); \
+	if [ -n "$$last" ] && cmp -s $(PUBLISHED) $(PUBLISHED_VERSIONS)/$$last.binpb; then \
+	  echo "published: $(PUBLISHED), unchanged since version $$last"; \
+	else \
+	  cp $(PUBLISHED) $(PUBLISHED_VERSIONS)/$$(( $${last:-0} + 1 )).binpb; \
+	  echo "published: $(PUBLISHED) and $(PUBLISHED_VERSIONS)/$$(( $${last:-0} + 1 )).binpb (commit them with the contract change)"; \
+	fi
 
 clean:
 	rm -rf $(VENV) node_modules .mypy_cache .ruff_cache .pytest_cache

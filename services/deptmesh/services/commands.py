@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
-__all__ = ["add_demo_command", "add_dev_command"]
+__all__ = ["add_demo_command", "add_dev_command", "add_docs_command"]
 
 
 def _run_demo(_: argparse.Namespace) -> int:
@@ -68,3 +69,28 @@ def add_dev_command(commands: Any) -> None:
         " 1 partly up, 3 not up",
     )
     dev.set_defaults(run=_run_dev)
+
+
+def _run_docs(args: argparse.Namespace) -> int:
+    from deptmesh.services import docs
+
+    return docs.build(args)
+
+
+def add_docs_command(commands: Any) -> None:
+    """Adds `deptmesh docs build OUT/ [--policy FILE]` (deptmesh.services.docs)."""
+    docs = commands.add_parser(
+        "docs",
+        help="the API reference: a static site from the contracts and the policy",
+        description="Static pages that work from disk: every department's methods, their"
+        " fields, status codes, cost, callers and examples; a changelog; search.",
+    )
+    actions = docs.add_subparsers(dest="action", required=True)
+    build = actions.add_parser("build", help="write the site into OUT (created if missing)")
+    build.add_argument("out", metavar="OUT", type=Path, help="the folder to write")
+    build.add_argument(
+        "--policy",
+        type=Path,
+        help="the policy that says who may call what (default: the company's)",
+    )
+    docs.set_defaults(run=_run_docs)
