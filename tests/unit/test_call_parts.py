@@ -9,8 +9,8 @@ from google.rpc import error_details_pb2
 
 from deptmesh.registry.local_mesh import write_local_mesh
 from deptmesh.sidecar.cli.acting_as import consul_access
-from deptmesh.sidecar.cli.contracts import Contracts, MethodName, parse_method_name
 from deptmesh.sidecar.cli.details import explain_failure
+from deptmesh.sidecar.contracts import Contracts, MethodName, parse_method_name
 from deptmesh.sidecar.errors import FieldViolation, InvalidArgument, ServiceError
 from tests.integration import streams
 

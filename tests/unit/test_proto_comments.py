@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from deptmesh.sidecar.cli.contracts import Contracts
-from deptmesh.sidecar.cli.proto_comments import comments_of, parse_comments
+from deptmesh.sidecar.contract_comments import comments_of, parse_comments
+from deptmesh.sidecar.contracts import Contracts
 
 SOURCE = """syntax = "proto3";
 

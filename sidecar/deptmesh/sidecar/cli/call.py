@@ -39,9 +39,9 @@ from deptmesh.sidecar.cli.acting_as import (
     consul_access,
     leaf_of,
 )
-from deptmesh.sidecar.cli.contracts import Contracts, MethodName, parse_method_name
 from deptmesh.sidecar.cli.details import explain_failure
 from deptmesh.sidecar.cli.reflected_contracts import reflected_method
+from deptmesh.sidecar.contracts import Contracts, MethodName, parse_method_name
 
 __all__ = ["add_call_command"]
 

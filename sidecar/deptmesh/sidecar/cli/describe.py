@@ -26,9 +26,9 @@ from google.protobuf.descriptor import (
 from google.protobuf.descriptor_pb2 import MethodOptions
 
 from deptmesh.common.v1 import errors_pb2, quota_pb2
-from deptmesh.sidecar.cli.contracts import Contracts
-from deptmesh.sidecar.cli.proto_comments import comments_of
 from deptmesh.sidecar.cli.tables import table
+from deptmesh.sidecar.contract_comments import comments_of
+from deptmesh.sidecar.contracts import Contracts
 from deptmesh.sidecar.declared_errors import MESH_ERRORS, declared_errors
 
 __all__ = ["EXIT_UNKNOWN_TARGET", "add_describe_command", "describe_method", "describe_service"]

@@ -14,7 +14,7 @@ from grpc_reflection.v1alpha.proto_reflection_descriptor_database import (
     ProtoReflectionDescriptorDatabase,
 )
 
-from deptmesh.sidecar.cli.contracts import MethodName
+from deptmesh.sidecar.contracts import MethodName
 
 __all__ = ["reflected_method"]
 
