@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PUBLISHED := protos/published.binpb
 
-.PHONY: help setup consul postgresql prometheus demo test lint typecheck imports unit protos check-protos publish-protos clean
+.PHONY: help setup consul postgresql prometheus chromium demo test lint typecheck imports unit protos check-protos publish-protos clean
 
 help:
 	@echo "make demo            start the three services and drive a claim to PAID"
@@ -18,8 +18,9 @@ help:
 	@echo "make protos          regenerate the stubs under protos/"
 	@echo "make check-protos    buf lint + format + stale stubs + breaking changes"
 	@echo "make publish-protos  record the current contracts as published"
+	@echo "make screenshots     refresh docs/images/ from the portal's browser tests"
 
-setup: $(BIN)/.installed $(BUF) consul postgresql prometheus
+setup: $(BIN)/.installed $(BUF) consul postgresql prometheus chromium
 
 # A consul on PATH (>= 1.8), or Debian's package unpacked into .tools/.
 consul:
@@ -45,6 +46,11 @@ $(BIN)/.installed: pyproject.toml
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Chromium for the portal's browser tests (driven through Playwright's Python package;
+# no browser build is downloaded): the machine's own, or Debian's package as root.
+chromium:
+	@scripts/install-chromium >/dev/null
 
 demo: setup
 	$(BIN)/python -m deptmesh.services.demo
