@@ -4,8 +4,8 @@ portal serving it, and a real headless Chromium (tests/browser.py).
 The mesh is built as `make demo` builds it (deptmesh.services.demo's own steps):
 Consul with ACLs and the company's policy, the usage ledger, hr, two finance
 replicas and reimbursement as processes; the demo's claim driven to PAID and
-hr's refused payment. The portal runs as `deptmesh portal` does, as a process,
-reading Consul and the ledger as the platform and the demo's trace store; the
+hr's refused payment. The portal runs as the demo starts it (`deptmesh portal` as
+a process), reading Consul and the ledger as the platform and the trace store; the
 mesh runs no Prometheus or Alertmanager, so the alerts page shows how a page
 degrades.
 """
@@ -27,7 +27,6 @@ from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.services import demo
 from deptmesh.services.company_policy import apply_company_policy
-from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, own_spiffe_id
 from deptmesh.sidecar.tracing import Tracing
 from tests.browser import (  # noqa: F401 -- fixtures, found by name
@@ -93,16 +92,7 @@ def portal(tmp_path_factory) -> Iterator[PortalUnderTest]:
             registry, {"hr": 1, "finance": 2, "reimbursement": 1, "metering": 1}
         )
         claim_id, refused_trace = _demo_traffic(stack, workdir, agent.address, files, store)
-        process = DepartmentProcess(
-            "deptmesh.services.portal",
-            [
-                *("--consul-address", agent.address, "--consul-token-file", str(platform_token)),
-                *("--trace-store", str(store)),
-            ],
-            workdir / "portal.log",
-        )
-        stack.callback(process.stop)
-        address = process.start()
+        address = demo.start_portal(stack, workdir, agent.address, platform_token, store)
         url = f"http://{address}"
         wait_for(lambda: _edges(url) >= DEMO_EDGES, 30, "the ledger counting the demo's calls")
         yield PortalUnderTest(url, address, claim_id, refused_trace)
