@@ -10,7 +10,7 @@ BIN := $(VENV)/bin
 BUF := node_modules/.bin/buf
 PUBLISHED := protos/published.binpb
 
-.PHONY: help setup consul postgresql prometheus chromium demo test lint typecheck imports unit protos check-protos publish-protos clean
+.PHONY: help setup consul postgresql prometheus chromium screenshots demo test lint typecheck imports unit protos check-protos publish-protos clean
 
 help:
 	@echo "make demo            start the three services and drive a claim to PAID"
@@ -51,6 +51,10 @@ $(BUF): package.json package-lock.json
 # no browser build is downloaded): the machine's own, or Debian's package as root.
 chromium:
 	@scripts/install-chromium >/dev/null
+
+# The README's picture of the call graph, taken by the portal's browser test.
+screenshots: setup
+	DEPTMESH_REFRESH_SCREENSHOTS=1 $(BIN)/pytest tests/portal/test_pages.py -k readme_screenshot -q
 
 demo: setup
 	$(BIN)/python -m deptmesh.services.demo
