@@ -124,10 +124,12 @@ def screenshots(tmp_path_factory, pytestconfig) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
+# Package-scoped, not session-scoped: while Playwright's sync API is started, its event
+# loop is the main thread's, and tests elsewhere that run asyncio.run() would find it.
+@pytest.fixture(scope="package")
 def browser(chromium_executable, tmp_path_factory) -> Iterator[BrowserContext]:
-    """One headless Chromium for the session, with a fresh profile (user-data dir) of its
-    own; closed at the end."""
+    """One headless Chromium for the test package that uses it, with a fresh profile
+    (user-data dir) of its own; closed when the package's tests end."""
     with sync_playwright() as playwright:
         context = playwright.chromium.launch_persistent_context(
             str(tmp_path_factory.mktemp("chromium-profile")),
