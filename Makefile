@@ -12,7 +12,7 @@ PUBLISHED := protos/published.binpb
 # Every image ever published, numbered from 1: the API reference's changelog diffs them.
 PUBLISHED_VERSIONS := protos/published
 
-.PHONY: help setup consul postgresql prometheus demo test lint typecheck imports unit protos check-protos publish-protos clean
+.PHONY: help setup consul postgresql prometheus chromium screenshots demo test lint typecheck imports unit protos check-protos publish-protos clean
 
 help:
 	@echo "make demo            start the three services and drive a claim to PAID"
@@ -20,8 +20,9 @@ help:
 	@echo "make protos          regenerate the stubs under protos/"
 	@echo "make check-protos    buf lint + format + stale stubs + breaking changes"
 	@echo "make publish-protos  record the current contracts as published"
+	@echo "make screenshots     refresh docs/images/ from the portal's browser tests"
 
-setup: $(BIN)/.installed $(BUF) consul postgresql prometheus
+setup: $(BIN)/.installed $(BUF) consul postgresql prometheus chromium
 
 # A consul on PATH (>= 1.8), or Debian's package unpacked into .tools/.
 consul:
@@ -47,6 +48,15 @@ $(BIN)/.installed: pyproject.toml
 $(BUF): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
+
+# Chromium for the portal's browser tests (driven through Playwright's Python package;
+# no browser build is downloaded): the machine's own, or Debian's package as root.
+chromium:
+	@scripts/install-chromium >/dev/null
+
+# The README's picture of the call graph, taken by the portal's browser test.
+screenshots: setup
+	DEPTMESH_REFRESH_SCREENSHOTS=1 $(BIN)/pytest tests/portal/test_pages.py -k readme_screenshot -q
 
 demo: setup
 	$(BIN)/python -m deptmesh.services.demo

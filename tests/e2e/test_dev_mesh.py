@@ -236,7 +236,7 @@ class TestDevDown:
         logs; `status` then exits 3, and `down` again exits 0 saying nothing is up."""
         dev_mesh.up()
         started = dev_mesh.record().processes
-        assert len(started) == len(DEPARTMENTS) + 3  # Consul, Prometheus, Alertmanager
+        assert len(started) == len(DEPARTMENTS) + 4  # Consul, Prometheus, Alertmanager, the portal
         assert all(process.running for process in started)
 
         finished = dev_mesh.dev("down")

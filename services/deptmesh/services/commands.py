@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-__all__ = ["add_demo_command", "add_dev_command", "add_docs_command"]
+__all__ = ["add_demo_command", "add_dev_command", "add_docs_command", "add_portal_command"]
 
 
 def _run_demo(_: argparse.Namespace) -> int:
@@ -94,3 +94,25 @@ def add_docs_command(commands: Any) -> None:
         help="the policy that says who may call what (default: the company's)",
     )
     docs.set_defaults(run=_run_docs)
+
+
+def _run_portal(args: argparse.Namespace) -> int:
+    from deptmesh.services.portal import command
+
+    return command.run(args)
+
+
+def add_portal_command(commands: Any) -> None:
+    """Adds `deptmesh portal` (its flags: deptmesh.services.portal.command)."""
+    from deptmesh.services.portal.command import add_arguments
+
+    portal = commands.add_parser(
+        "portal",
+        help="the developer portal: the API reference and live pages of the mesh (catalog,"
+        " call graph, usage, traces, refusals, alerts), read-only, on localhost",
+        description="Serves the developer portal until interrupted; its first line says where."
+        " Given no Consul address, it reads the local mesh of `deptmesh dev up` as the"
+        " platform.",
+    )
+    add_arguments(portal)
+    portal.set_defaults(run=_run_portal)

@@ -15,6 +15,10 @@ stopped (shipping their last usage as they drain), the demo ends with
 reimbursement's statement for the month, as `deptmesh bill` prints it when
 asked as the platform.
 
+While it runs, the developer portal (`deptmesh portal`) serves the mesh on a
+free port of 127.0.0.1, and stops with it. The API reference is built into the
+demo's directory: the file it prints opens in a browser with no server.
+
 The trace store, the service logs and databases stay in `demo_directory()`
 ($XDG_STATE_HOME/deptmesh/demo), so that the `deptmesh trace` commands it prints
 work after it ends; the next run replaces them. The tokens, secrets of an agent
@@ -45,12 +49,13 @@ from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.registry.protocol import RegistryRefused
 from deptmesh.reimbursement.v1 import reimbursement_pb2, reimbursement_pb2_grpc
-from deptmesh.services.company_policy import apply_company_policy
+from deptmesh.services.company_policy import apply_company_policy, company_policy
 from deptmesh.services.money import Amount
 from deptmesh.sidecar.channel import client
 from deptmesh.sidecar.cli import main as deptmesh_command
 from deptmesh.sidecar.host import DepartmentProcess
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity, IdentitySource, own_spiffe_id
+from deptmesh.sidecar.reference import build_site
 from deptmesh.sidecar.tracing import Tracing, tag_current_call
 
 CLAIMANT, PEER, MANAGER = "E1002", "E1003", "E1001"
@@ -139,6 +144,25 @@ def start_ledger(
         )
     )
     say(f"  started {LEDGER:<14} on {process.start()} (mTLS): the usage ledger")
+
+
+def start_portal(
+    stack: ExitStack, workdir: Path, consul: str, platform_token: Path, store: Path
+) -> str:
+    """`deptmesh portal` as a process over this mesh, stopped with `stack`; its address."""
+    portal = stack.enter_context(
+        DepartmentProcess(
+            "deptmesh.services.portal",
+            [
+                *("--consul-address", consul, "--consul-token-file", str(platform_token)),
+                *("--trace-store", str(store)),
+            ],
+            workdir / "portal.log",
+        )
+    )
+    address = portal.start()
+    say(f"  the developer portal serves the mesh at http://{address}/ while the demo runs")
+    return address
 
 
 def wait_until_healthy(registry: ConsulRegistry, expected: dict[str, int]) -> None:
@@ -294,6 +318,7 @@ def run_demo() -> int:
     shutil.rmtree(workdir, ignore_errors=True)
     workdir.mkdir(parents=True)
     store = workdir / "traces.sqlite"
+    reference = build_site(workdir / "reference", policy=company_policy())
     with (
         tempfile.TemporaryDirectory(prefix="deptmesh-demo-tokens-") as secrets,
         ExitStack() as stack,
@@ -308,6 +333,7 @@ def run_demo() -> int:
     say()
     say(f"The trace store and the services' logs stay in {workdir} for the commands above;")
     say(f"the next run replaces them. To delete them: rm -r {workdir}")
+    say(f"The API reference, built from the contracts (no server needed): {reference}")
     say()
     say(f"10. What reimbursement owes for the month so far: deptmesh {shlex.join(BILL)}")
     say(statement or "  (the ledger gave no statement)\n", end="")
@@ -349,6 +375,7 @@ def run_departments(
     expected = {"hr": 1, "finance": 2, "reimbursement": 1, LEDGER: 1}
     wait_until_healthy(registry, expected)
     say(f"  Consul's gRPC health checks pass for all {sum(expected.values())} instances")
+    start_portal(stack, workdir, agent.address, secrets / f"{PLATFORM}.token", store)
     say(f"  every call is traced into {store.name}; service logs are in {workdir}")
     say(
         "  (their 'E... No match found for server name' lines are gRPC's own note on each"

@@ -65,6 +65,8 @@ def _describe(layout: MeshLayout, record: MeshRecord) -> None:
     say(f"  tokens          {layout.tokens}/<identity>.token: {', '.join(IDENTITIES)},")
     say(f"                  platform, monitoring (management token: {layout.management_token})")
     say(f"  traces          {record.trace_store}")
+    if "portal" in record.addresses:
+        say(f"  portal          http://{record.addresses['portal']}/  (the developer portal)")
     say("")
     say("try:")
     say(f"  {_GET_EMPLOYEE}")
@@ -76,6 +78,8 @@ def _describe(layout: MeshLayout, record: MeshRecord) -> None:
     if "prometheus" in record.addresses:
         say(f"  open http://{record.addresses['prometheus']}/classic/targets  # Prometheus's UI")
         say("  deptmesh alerts            # what fires, with its runbook line")
+    if "portal" in record.addresses:
+        say(f"  open http://{record.addresses['portal']}/graph  # the call graph, in a browser")
     say("  deptmesh dev status")
     say("  deptmesh dev down          # stops it all; --purge also removes logs and databases")
 

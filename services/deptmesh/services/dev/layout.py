@@ -88,7 +88,7 @@ class MeshLayout:
             self.consul,
             self.monitoring,
             self.monitoring_description,
-            *(self.log(name) for name in (*departments, "prometheus", "alertmanager")),
+            *(self.log(name) for name in (*departments, "prometheus", "alertmanager", "portal")),
             *databases,
             *(
                 database.with_name(database.name + suffix)

@@ -4,10 +4,11 @@
 (each department, `self-service`, the platform, monitoring), applies the
 company's policy with the platform's token, starts every department and waits
 until Consul's own health checks pass for all of them; then Prometheus and
-Alertmanager (dev/monitoring.py), until Prometheus scrapes every department; it
-records the mesh (`mesh.json`, read by the commands that use a local mesh). Run again, it
-changes nothing when everything runs; it starts again the departments that
-died, with the tokens it made; and when the agent itself died (its state was in
+Alertmanager (dev/monitoring.py), until Prometheus scrapes every department; then
+the developer portal (dev/portal.py); it records the mesh (`mesh.json`, read by
+the commands that use a local mesh). Run again, it changes nothing when
+everything runs; it starts again the departments (and the portal) that died,
+with the tokens it made; and when the agent itself died (its state was in
 memory, so every token died with it), it stops what is left and starts anew.
 
 `down` stops the processes `up` recorded, and only while /proc shows they are
@@ -41,6 +42,7 @@ from deptmesh.services.dev.departments import (
 from deptmesh.services.dev.detached import DetachedProcess, spawn, stop_all
 from deptmesh.services.dev.layout import MeshLayout
 from deptmesh.services.dev.monitoring import start_monitoring
+from deptmesh.services.dev.portal import PORTAL, start_portal
 from deptmesh.services.dev.record import MeshRecord, read_record, remove_record, write_record
 from deptmesh.sidecar.tracing.store import default_store_path
 
@@ -68,11 +70,17 @@ def up(layout: MeshLayout, say: Say, timeout: float) -> MeshRecord:
                 for name in DEPARTMENTS
                 if name not in record.departments or not record.departments[name].running
             ]
-            if not dead:
+            portal = record.departments.get(PORTAL)
+            portal_dead = portal is None or not portal.running
+            if not dead and not portal_dead:
                 say(f"the local mesh is already up in {layout.directory}")
                 return record
-            say(f"starting again what is not running: {', '.join(dead)}")
-            record = _start_departments(layout, record, dead, say, timeout)
+            restarted = [*dead, PORTAL] if portal_dead else dead
+            say(f"starting again what is not running: {', '.join(restarted)}")
+            if dead:
+                record = _start_departments(layout, record, dead, say, timeout)
+            if portal_dead:
+                record = start_portal(layout, record, say, timeout)
         else:
             if record is not None:
                 say("the previous local mesh's Consul agent is gone (and its tokens with it)")
@@ -106,7 +114,8 @@ def _start_anew(layout: MeshLayout, say: Say, timeout: float) -> MeshRecord:
         apply_company_policy(ConsulRegistry(consul.address, token_file=layout.token("platform")))
         say("applied the company's policy (intentions, method rules, quota tiers)")
         record = _start_departments(layout, record, DEPARTMENTS, say, timeout)
-        return start_monitoring(layout, record, say, timeout)
+        record = start_monitoring(layout, record, say, timeout)
+        return start_portal(layout, record, say, timeout)
     except BaseException:
         say("could not bring the local mesh up: stopping what was started")
         _stop(read_record(layout.record) or record, say, timeout)
