@@ -12,7 +12,6 @@ calls as any identity of the mesh's CA (`stub`).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 from collections.abc import Callable
@@ -139,5 +138,4 @@ class DepartmentMesh:
         for channel in self._channels.values():
             channel.close()
         for hosted in reversed(self.hosted.values()):
-            with contextlib.suppress(Exception):
-                hosted.drain()
+            hosted.drain()

@@ -15,10 +15,12 @@ The test asserts the status code and the ErrorInfo reason exactly, and that
 the scenarios of each method are exactly its declared cases: a new declaration
 without a scenario fails, and so does a scenario for a case no longer declared.
 
-Not here: the cases of the services' `service_errors` (the database's
-UNAVAILABLE and DEADLINE_EXCEEDED reasons; tests/unit/test_database.py and
-tests/integration/test_department_databases.py drive them) and the mesh's own
-(MESH_ERRORS; tests/contracts/test_mesh_errors.py drives each refusing stage).
+Not here, as they are driven elsewhere: the cases of the services'
+`service_errors` (the database layer's UNAVAILABLE and DEADLINE_EXCEEDED
+reasons, which tests/unit/test_database.py provokes on both backends, and
+tests/integration/test_department_databases.py through a department), and the
+mesh's own (MESH_ERRORS, which tests/contracts/test_mesh_errors.py has each
+refusing stage of the sidecar answer).
 """
 
 from __future__ import annotations
