@@ -227,6 +227,43 @@ class TestTraceStoreExporter:
 
         assert store.last_trace_id() == format(remote.get_span_context().trace_id, "032x")
 
+    def test_recent_traces_are_those_begun_in_the_window_latest_first(self, tracers, store):
+        """recent_traces lists the traces that began since the window's start, the latest
+        first, each named by its first span, with its duration, size and failure, at most
+        `limit` of them."""
+        tracer = tracers("hr")
+        tracer.start_span("before the window", kind=SERVER, start_time=100).end(end_time=200)
+        first = tracer.start_span("GetEmployee", kind=SERVER, start_time=1_000)
+        inner = tracer.start_span(
+            "lookup", kind=INTERNAL, start_time=1_100, context=trace.set_span_in_context(first)
+        )
+        inner.set_status(Status(StatusCode.ERROR))
+        inner.end(end_time=1_200)
+        first.end(end_time=1_500)
+        tracer.start_span("ListEmployees", kind=SERVER, start_time=2_000).end(end_time=2_100)
+
+        found = store.recent_traces(since_ns=1_000, limit=10)
+        assert [(t.name, t.service, t.duration_ns, t.spans, t.failed) for t in found] == [
+            ("ListEmployees", "hr", 100, 1, False),
+            ("GetEmployee", "hr", 500, 2, True),
+        ]
+        assert found[1].trace_id == format(first.get_span_context().trace_id, "032x")
+        assert [t.name for t in store.recent_traces(since_ns=0, limit=1)] == ["ListEmployees"]
+
+    def test_server_spans_of_a_window_latest_first(self, tracers, store):
+        """server_spans returns only server spans that began since the window's start, the
+        latest first."""
+        tracer = tracers("finance")
+        tracer.start_span("old", kind=SERVER, start_time=100).end(end_time=200)
+        tracer.start_span("Payout", kind=SERVER, start_time=1_000).end(end_time=1_100)
+        tracer.start_span("to hr", kind=CLIENT, start_time=1_200).end(end_time=1_300)
+        tracer.start_span("GetBudget", kind=SERVER, start_time=1_400).end(end_time=1_500)
+
+        assert [span.name for span in store.server_spans(since_ns=1_000)] == [
+            "GetBudget",
+            "Payout",
+        ]
+
     def test_an_empty_store_has_no_last_trace(self, store):
         """last_trace_id is None before any span is stored."""
         assert store.last_trace_id() is None

@@ -9,7 +9,7 @@ location.py where the file is by default.
 from deptmesh.sidecar.tracing.store.layout import BUSY_TIMEOUT_S, LAYOUT_VERSION
 from deptmesh.sidecar.tracing.store.location import default_store_path
 from deptmesh.sidecar.tracing.store.reader import TraceStore
-from deptmesh.sidecar.tracing.store.records import SpanEvent, SpanRecord
+from deptmesh.sidecar.tracing.store.records import SpanEvent, SpanRecord, TraceSummary
 from deptmesh.sidecar.tracing.store.writer import DEFAULT_MAX_SPANS, TraceStoreExporter
 
 __all__ = [
@@ -20,5 +20,6 @@ __all__ = [
     "SpanRecord",
     "TraceStore",
     "TraceStoreExporter",
+    "TraceSummary",
     "default_store_path",
 ]

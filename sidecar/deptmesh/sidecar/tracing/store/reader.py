@@ -1,7 +1,9 @@
-"""The trace store's reader: what `deptmesh trace` shows.
+"""The trace store's reader: what `deptmesh trace` and the portal show.
 
-The spans of one trace, the latest trace, and the traces tagged with a business
-key's value (`deptmesh trace --tag name=value`). Read-only: writers keep
+The spans of one trace, the latest trace, the traces tagged with a business
+key's value (`deptmesh trace --tag name=value`), and over a window of time the
+recent traces and the server spans (the portal's latency per edge and its
+refusals; both through the index on start time). Read-only: writers keep
 writing meanwhile. A store of another layout is an error naming both layouts.
 """
 
@@ -20,7 +22,7 @@ from deptmesh.sidecar.tracing.store.layout import (
     SPAN_COLUMNS,
     trace_key,
 )
-from deptmesh.sidecar.tracing.store.records import SpanEvent, SpanRecord
+from deptmesh.sidecar.tracing.store.records import SpanEvent, SpanRecord, TraceSummary
 
 __all__ = ["TraceStore"]
 
@@ -45,6 +47,18 @@ WHERE t.name = ? AND t.value = ?
 GROUP BY s.trace_id
 ORDER BY min(s.start_ns), s.trace_id
 """
+# Per trace that began in the window: its first span, when it started and ended, how
+# many spans it has, whether one failed.
+_RECENT_TRACES = """
+SELECT trace_id, min(start_ns), max(end_ns), count(*), max(status = 'ERROR')
+FROM spans WHERE start_ns >= ?
+GROUP BY trace_id ORDER BY min(start_ns) DESC LIMIT ?
+"""
+_FIRST_SPAN = "SELECT name, service FROM spans WHERE trace_id = ? ORDER BY start_ns, seq LIMIT 1"
+_SERVER_SPANS = (
+    f"SELECT {SPAN_COLUMNS} FROM spans WHERE start_ns >= ? AND kind = 'server'"
+    " ORDER BY start_ns DESC, seq DESC"
+)
 
 
 class TraceStore:
@@ -89,6 +103,25 @@ class TraceStore:
         first."""
         rows = self._query(_TAGGED_TRACES, (name, value))
         return [str(trace_id) for (trace_id,) in rows]
+
+    def recent_traces(self, since_ns: int, limit: int) -> list[TraceSummary]:
+        """The last `limit` traces that started since `since_ns`, the latest first."""
+        found = []
+        for trace_id, start, end, count, failed in self._query(_RECENT_TRACES, (since_ns, limit)):
+            first = self._query(_FIRST_SPAN, (trace_id,))
+            name, service = first[0] if first else ("?", "?")
+            found.append(
+                TraceSummary(trace_id, name, service, start, end - start, count, bool(failed))
+            )
+        return found
+
+    def server_spans(self, since_ns: int) -> list[SpanRecord]:
+        """Every server span that started since `since_ns`, the latest first."""
+        rows = self._query(_SERVER_SPANS, (since_ns,))
+        try:
+            return [_record(row) for row in rows]
+        except (ValueError, KeyError, TypeError) as error:
+            raise TraceStoreError(f"a span in {self._path} is malformed") from error
 
     def span_count(self) -> int:
         rows = self._query("SELECT count(*) FROM spans", ())

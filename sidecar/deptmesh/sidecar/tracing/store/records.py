@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["SpanEvent", "SpanRecord"]
+__all__ = ["SpanEvent", "SpanRecord", "TraceSummary"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,3 +34,16 @@ class SpanRecord:
     status_description: str = ""
     attributes: Mapping[str, Any] = field(default_factory=dict)
     events: tuple[SpanEvent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSummary:
+    """One trace in a list of traces: its first span, when it ran, its size, whether it failed."""
+
+    trace_id: str
+    name: str  # the first span's
+    service: str
+    start_ns: int
+    duration_ns: int
+    spans: int
+    failed: bool
