@@ -100,7 +100,6 @@ class TestServiceProcess:
                 process.kill()
             process.communicate(timeout=10)
 
-
     def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(self, tmp_path):
         """SIGTERM while a call is held in the handler: new calls are refused, the held call
         completes OK, and then the process exits 0."""

@@ -10,7 +10,6 @@ from deptmesh.finance.v1 import finance_pb2
 from tests.rpc_errors import bad_request_fields
 from tests.security.mtls import PAYOUT, CountingPayments, channel_as, payout
 
-
 # The largest message a server accepts, in either direction: 4 MiB (gRPC's own default).
 # Pinned rather than imported, so that a change to the limit fails a test.
 MAX_MESSAGE_BYTES = 4 * 1024 * 1024
