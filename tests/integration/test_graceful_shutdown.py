@@ -14,6 +14,7 @@ import grpc
 import pytest
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.children import start_child
 from deptmesh.sidecar.host import DepartmentProcess
 from tests.integration.servers import run_service_until_exit, serve_employee_service
 
@@ -62,7 +63,7 @@ class TestServiceProcess:
     def test_sigterm_drains_and_exits_zero(self, tmp_path):
         """`python -m deptmesh.services.hr` prints its address, serves, and exits 0 on SIGTERM."""
         db = str(tmp_path / "hr.db")
-        process = subprocess.Popen(
+        process = start_child(
             [
                 sys.executable,
                 "-m",
