@@ -82,21 +82,21 @@ def finance_replicas(consul_agent, platform, department, department_tokens, name
         stack.callback(remove_intentions, platform, names.finance)
         processes = []
         for replica in range(2):
-            process = stack.enter_context(
-                DepartmentProcess(
-                    "tests.integration.consul.renamed_finance",
-                    [
-                        names.finance,
-                        *("--port", "0", "--db", str(tmp_path / "finance.db")),
-                        *("--seed-demo-data", "--drain-seconds", "1.5"),
-                        *("--consul-address", consul_agent.address),
-                        *("--consul-token-file", str(finance_token)),
-                    ],
-                    tmp_path / f"finance-{replica}.log",
-                )
+            process = DepartmentProcess(
+                "tests.integration.consul.renamed_finance",
+                [
+                    names.finance,
+                    *("--port", "0", "--db", str(tmp_path / "finance.db")),
+                    *("--seed-demo-data", "--drain-seconds", "1.5"),
+                    *("--consul-address", consul_agent.address),
+                    *("--consul-token-file", str(finance_token)),
+                ],
+                tmp_path / f"finance-{replica}.log",
             )
+            # Deregistered once stopped: a running replica would register itself again.
+            stack.callback(deregister, finance, names.finance, process)
+            stack.enter_context(process)
             process.start()
-            stack.callback(deregister, finance, names.finance, process.address)
             processes.append(process)
         addresses = {p.address for p in processes}
         wait_for(
@@ -107,10 +107,11 @@ def finance_replicas(consul_agent, platform, department, department_tokens, name
     assert [i for i in finance.services() if i.service == names.finance] == []
 
 
-def deregister(registry: ConsulRegistry, service: str, address: str) -> None:
-    """Removes the instance a replica registered, whether it drained or was killed."""
-    host, _, port = address.rpartition(":")
-    registry.deregister(instance_of(service, host, int(port)).instance_id)
+def deregister(registry: ConsulRegistry, service: str, process: DepartmentProcess) -> None:
+    """Removes the instance a stopped replica registered, whether it drained or was killed."""
+    if process.address:
+        host, _, port = process.address.rpartition(":")
+        registry.deregister(instance_of(service, host, int(port)).instance_id)
 
 
 def remove_intentions(platform: ConsulRegistry, destination: str) -> None:
