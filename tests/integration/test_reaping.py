@@ -8,13 +8,17 @@ of process the harness starts (tests/integration/reaped_harness.py).
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import pytest
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 
@@ -57,8 +61,19 @@ def command_line(pid: int) -> str:
         return ""
 
 
+@pytest.fixture
+def scratch() -> Iterator[Path]:
+    """The harness's temporary folder: the kill leaves Consul's and PostgreSQL's folders
+    behind, removed with it after the test. Not under tmp_path, which PostgreSQL's
+    unprivileged user could not reach."""
+    folder = Path(tempfile.mkdtemp(prefix="deptmesh-reaping-"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
 class TestHardKill:
-    def test_nothing_the_harness_started_survives_a_sigkill(self, tmp_path):
+    def test_nothing_the_harness_started_survives_a_sigkill(self, tmp_path, scratch):
         """Consul agents, department and service processes, PostgreSQL and Prometheus all
         die within seconds of the process that started them being SIGKILLed, even one
         started from a thread that had already ended."""
@@ -67,6 +82,7 @@ class TestHardKill:
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
+            env={**os.environ, "TMPDIR": str(scratch)},
         )
         try:
             line = harness.stdout.readline().split()
