@@ -74,8 +74,10 @@ typecheck: setup
 imports: setup
 	$(BIN)/lint-imports --no-cache
 
+# In random order (pytest-randomly prints its seed): `make unit PYTEST_ARGS=--randomly-seed=N`
+# replays one order, `make unit PYTEST_ARGS="-p no:randomly"` runs them in file order.
 unit: setup
-	$(BIN)/pytest
+	$(BIN)/pytest $(PYTEST_ARGS)
 
 protos: setup
 	scripts/generate-protos

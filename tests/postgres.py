@@ -30,6 +30,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from deptmesh.registry.children import start_child, tied_to_parent
+
 __all__ = ["BACKENDS", "PostgresServer", "install_postgresql"]
 
 BACKENDS = ("sqlite", "postgresql")
@@ -107,19 +109,18 @@ class PostgresServer:
 
         def launch(port: int) -> subprocess.Popen[bytes]:
             with log.open("ab") as output:
-                return subprocess.Popen(
-                    _as_user(
-                        user,
-                        [
-                            binaries / "postgres",
-                            *("-D", directory / "data", "-p", str(port)),
-                            *("-c", "listen_addresses=127.0.0.1"),
-                            *("-c", "unix_socket_directories="),
-                            # A throwaway server: durability buys the tests nothing.
-                            *("-c", "fsync=off", "-c", "synchronous_commit=off"),
-                            *("-c", "full_page_writes=off", "-c", "max_connections=300"),
-                        ],
-                    ),
+                # Dies with the test run even when it is SIGKILLed; its backends follow it.
+                return start_child(
+                    [
+                        binaries / "postgres",
+                        *("-D", directory / "data", "-p", str(port)),
+                        *("-c", "listen_addresses=127.0.0.1"),
+                        *("-c", "unix_socket_directories="),
+                        # A throwaway server: durability buys the tests nothing.
+                        *("-c", "fsync=off", "-c", "synchronous_commit=off"),
+                        *("-c", "full_page_writes=off", "-c", "max_connections=300"),
+                    ],
+                    setpriv_options=_as_user(user),
                     stdout=output,
                     stderr=subprocess.STDOUT,
                     cwd=directory,
@@ -201,32 +202,23 @@ def _as_unprivileged(directory: Path) -> pwd.struct_passwd | None:
     return user
 
 
-def _as_user(user: pwd.struct_passwd | None, command: list[object]) -> list[str]:
-    """`command`, run as `user` through util-linux's setpriv.
+def _as_user(user: pwd.struct_passwd | None) -> list[str]:
+    """setpriv's options to run as `user` (none for None), given to the setpriv that ties the
+    process to ours (deptmesh.registry.children): a change of user after it would clear
+    the parent-death signal.
 
     Not Popen's user= and group=: those make Python fork() rather than vfork(),
     and a fork runs gRPC's fork handlers, which abort the child when gRPC
     threads are busy in the parent (a benchmark restarting the server under load).
     """
-    as_user = (
-        []
-        if user is None
-        else [
-            *(
-                "setpriv",
-                f"--reuid={user.pw_uid}",
-                f"--regid={user.pw_gid}",
-                "--clear-groups",
-                "--",
-            ),
-        ]
-    )
-    return [*as_user, *(str(part) for part in command)]
+    if user is None:
+        return []
+    return [f"--reuid={user.pw_uid}", f"--regid={user.pw_gid}", "--clear-groups"]
 
 
-def _run(command: list[object], directory: Path, user: pwd.struct_passwd | None) -> None:
+def _run(command: list[Path | str], directory: Path, user: pwd.struct_passwd | None) -> None:
     result = subprocess.run(
-        _as_user(user, command),
+        tied_to_parent(command, _as_user(user)),
         cwd=directory,
         capture_output=True,
         text=True,

@@ -2,14 +2,17 @@
 
 Each is started by the host's own `start_department`, as `python -m` would, but
 plugged into a mesh made here: an in-memory StaticRegistry per test (the
-departments find each other there) and leaves from a dev CA (mTLS). The test
-itself calls as "test-client". The Consul-backed tests live in
-tests/integration/consul/.
+departments find each other there), leaves from a dev CA (mTLS) and the
+company's access policy (company_policy.toml), enforced as in production. The
+test calls each department as the caller the policy allows to use all of its
+methods (`TEST_CALLERS`). `start(..., policy=False)` is the development mode
+that turns nobody away. The Consul-backed tests live in tests/integration/consul/.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,13 +21,29 @@ import grpc
 import pytest
 
 from deptmesh.registry.static import StaticRegistry
+from deptmesh.services import intentions
 from deptmesh.sidecar import Department
+from deptmesh.sidecar.authorization.policy import AccessPolicy
+from deptmesh.sidecar.authorization.sources import parse_policy_document
 from deptmesh.sidecar.channel import mtls_channel_factory
 from deptmesh.sidecar.host import HostedDepartment, Mesh, parse_options, start_department
 from deptmesh.sidecar.identity import DevCertificateAuthority, dev_ca_identity
 
 # The test company's CA: every department and the test client hold its leaves.
 CA = DevCertificateAuthority()
+
+# Who the test is when it calls a department: the caller the company's policy lets use
+# every method of it, as in production.
+TEST_CALLERS = {"hr": "reimbursement", "finance": "reimbursement", "travel": "self-service"}
+# The test's identity for the others: nobody calls reimbursement in the company's policy
+# (its users come through an app that is not a department), so this one intention is
+# added to the policy for the tests.
+TEST_CLIENT = "test-client"
+COMPANY_POLICY = AccessPolicy(
+    *parse_policy_document(
+        json.dumps(intentions.as_policy_document((TEST_CLIENT, "reimbursement", "allow")))
+    )
+)
 
 
 @dataclass
@@ -50,7 +69,16 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
     after the test."""
     started: list[Running] = []
 
-    def start(department: Department, *, seed: bool = True, flags: Sequence[str] = ()) -> Running:
+    def start(
+        department: Department,
+        *,
+        seed: bool = True,
+        flags: Sequence[str] = (),
+        policy: bool = True,
+        caller: str | None = None,
+    ) -> Running:
+        """`policy=False`: the development mode, no access policy; `caller`: whom the test
+        calls as (default: TEST_CALLERS)."""
         name = department.name
         options = parse_options(
             department,
@@ -61,9 +89,14 @@ def start_service(tmp_path: Path, static_registry: StaticRegistry) -> Iterator[S
         )
         # Counts are read from hosted.server here: no Prometheus endpoint to open and close.
         options = dataclasses.replace(options, metrics_port=None)
-        mesh = Mesh(registry=static_registry, identity=dev_ca_identity(CA, name))
+        mesh = Mesh(
+            registry=static_registry,
+            identity=dev_ca_identity(CA, name),
+            policy=(lambda: COMPANY_POLICY) if policy else None,
+        )
         hosted = start_department(department, options, mesh)
-        channel = mtls_channel_factory(name, dev_ca_identity(CA, "test-client"))(hosted.address)
+        as_caller = caller or TEST_CALLERS.get(name, TEST_CLIENT)
+        channel = mtls_channel_factory(name, dev_ca_identity(CA, as_caller))(hosted.address)
         running = Running(hosted.address, channel, hosted)
         started.append(running)
         return running

@@ -9,6 +9,7 @@ import sys
 import time
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.children import start_child
 from deptmesh.sidecar import Server
 
 
@@ -38,7 +39,7 @@ class ServiceProcessUnderTest:
     """`python -m services.<name> ARGS...` as a child process, for the length of a `with`."""
 
     def __init__(self, name: str, *args: str) -> None:
-        self.process = subprocess.Popen(
+        self.process = start_child(
             [sys.executable, "-m", f"deptmesh.services.{name}", "--port", "0", *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

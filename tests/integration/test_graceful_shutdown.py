@@ -14,6 +14,8 @@ import grpc
 import pytest
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.children import start_child
+from deptmesh.sidecar.host import DepartmentProcess
 from tests.integration.servers import run_service_until_exit, serve_employee_service
 
 _SERVING = re.compile(r"^hr serving on (127\.0\.0\.1:\d+)$")
@@ -50,18 +52,7 @@ class TestServerStop:
             in_flight = pool.submit(stub.GetEmployee, hr_pb2.GetEmployeeRequest(), timeout=10)
             assert servicer.entered.wait(5)
             stopping = pool.submit(server.stop, 5.0)
-
-            def refused() -> bool:
-                try:
-                    with grpc.insecure_channel(address) as fresh:
-                        hr_pb2_grpc.EmployeeServiceStub(fresh).GetEmployee(
-                            hr_pb2.GetEmployeeRequest(), timeout=0.5
-                        )
-                except grpc.RpcError as error:
-                    return error.code() is grpc.StatusCode.UNAVAILABLE
-                return False
-
-            poll(refused)
+            poll(lambda: refused(address))
             servicer.release.set()
             assert in_flight.result(5).employee.employee_id == "E1"
             stopping.result(5)
@@ -72,7 +63,7 @@ class TestServiceProcess:
     def test_sigterm_drains_and_exits_zero(self, tmp_path):
         """`python -m deptmesh.services.hr` prints its address, serves, and exits 0 on SIGTERM."""
         db = str(tmp_path / "hr.db")
-        process = subprocess.Popen(
+        process = start_child(
             [
                 sys.executable,
                 "-m",
@@ -109,6 +100,43 @@ class TestServiceProcess:
             if process.poll() is None:
                 process.kill()
             process.communicate(timeout=10)
+
+    def test_sigterm_lets_the_call_in_flight_finish_and_refuses_new_ones(self, tmp_path):
+        """SIGTERM while a call is held in the handler: new calls are refused, the held call
+        completes OK, and then the process exits 0."""
+        hold = tmp_path / "hold"
+        hold.mkdir()
+        process = DepartmentProcess(
+            "tests.integration.holding_department",
+            [
+                *("--port", "0", "--db", str(tmp_path / "holding.db"), "--hold-dir", str(hold)),
+                *("--drain-seconds", "0", "--grace-seconds", "20"),
+            ],
+            tmp_path / "holding.log",
+        )
+        with process, grpc.insecure_channel(process.start()) as channel:
+            with ThreadPoolExecutor(1) as pool:
+                stub = hr_pb2_grpc.EmployeeServiceStub(channel)
+                in_flight = pool.submit(stub.GetEmployee, hr_pb2.GetEmployeeRequest(), timeout=30)
+                poll(lambda: (hold / "entered").exists(), timeout=10)
+                process.send_signal(signal.SIGTERM)
+                poll(lambda: refused(process.address), timeout=10)
+                assert not in_flight.done(), "the held call ended before it was released"
+                (hold / "release").touch()
+                assert in_flight.result(10).employee.employee_id == "E1"
+            assert process.wait(15) == 0, process.log()
+
+
+def refused(address: str) -> bool:
+    """A new call on a new connection is refused UNAVAILABLE (the server stopped accepting)."""
+    try:
+        with grpc.insecure_channel(address) as fresh:
+            hr_pb2_grpc.EmployeeServiceStub(fresh).GetEmployee(
+                hr_pb2.GetEmployeeRequest(), timeout=0.5
+            )
+    except grpc.RpcError as error:
+        return error.code() is grpc.StatusCode.UNAVAILABLE
+    return False
 
 
 class TestRegistrationFailure:

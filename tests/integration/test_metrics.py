@@ -18,7 +18,7 @@ from prometheus_client.samples import Sample
 
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.sidecar.metering.metrics import MetricsEndpoint, UsageCollector
-from deptmesh.sidecar.metering.stage import LATENCY_BUCKETS_S, MeteringStage
+from deptmesh.sidecar.metering.stage import MeteringStage
 from tests.integration.gated_finance import (
     RESPONSE,
     MeteredFinance,
@@ -32,7 +32,9 @@ REQUEST = finance_pb2.PayoutRequest(memo="metered")
 REQUESTS = "deptmesh_rpc_server_requests_total"
 DURATION = "deptmesh_rpc_server_duration_seconds"
 IN_FLIGHT = "deptmesh_rpc_server_in_flight"
-LE = [*(str(bound) for bound in LATENCY_BUCKETS_S), "+Inf"]
+# The duration histogram's bucket bounds as Prometheus sees them: dashboards and the
+# SLO rules are written against these, so they are pinned, not imported.
+LE = ["0.005", "0.01", "0.025", "0.05", "0.1", "0.25", "0.5", "1.0", "2.5", "5.0", "10.0", "+Inf"]
 
 
 class Finance(MeteredFinance):

@@ -14,6 +14,7 @@ from structlog.testing import capture_logs
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
 from deptmesh.registry.agent import terminate
+from deptmesh.registry.children import start_child
 from deptmesh.services import intentions
 from deptmesh.sidecar import Server
 from deptmesh.sidecar.authorization.sources import FileAccessPolicy
@@ -144,7 +145,7 @@ class TestServiceWithPolicyFile:
         file lets the next call through with no restart."""
         path = tmp_path / "policy.json"
         intentions.write_policy_file(path)
-        process = subprocess.Popen(
+        process = start_child(
             [
                 *(sys.executable, "-m", "deptmesh.services.hr", "--port", "0", "--seed-demo-data"),
                 *("--db", str(tmp_path / "hr.db"), "--policy-file", str(path)),

@@ -8,8 +8,11 @@ import grpc
 import pytest
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
-from deptmesh.sidecar.quotas.stage import REMAINING_KEY
 from tests.integration.servers import ServiceProcessUnderTest, wait_for
+
+# The trailer clients read their remaining quota from: a wire name, pinned here rather
+# than imported, so that renaming it fails a test.
+REMAINING_KEY = "x-deptmesh-quota-remaining"
 
 
 def write_policy(path, rate: float, burst: float) -> None:

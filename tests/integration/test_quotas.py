@@ -15,7 +15,6 @@ from google.rpc import error_details_pb2
 
 from deptmesh.finance.v1 import finance_pb2, finance_pb2_grpc
 from deptmesh.sidecar.quotas.policy import NO_QUOTAS
-from deptmesh.sidecar.quotas.stage import REMAINING_KEY
 from tests.integration.gated_finance import (
     MeteredFinance,
     quota_policy,
@@ -24,6 +23,9 @@ from tests.rpc_errors import detail_of, error_reason
 from tests.security.mtls import CA, channel_as
 
 PAYOUT = "/deptmesh.finance.v1.PaymentService/Payout"
+# The trailer clients read their remaining quota from: a wire name, pinned here rather
+# than imported, so that renaming it fails a test.
+REMAINING_KEY = "x-deptmesh-quota-remaining"
 
 
 class Finance(MeteredFinance):

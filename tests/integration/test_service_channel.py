@@ -7,6 +7,8 @@ shape is in test_channel_shapes.py.
 from __future__ import annotations
 
 import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import grpc
 import pytest
@@ -34,6 +36,22 @@ class Flaky(hr_pb2_grpc.EmployeeServiceServicer):
     def GetEmployee(self, request, context):
         self.calls += 1
         context.abort(grpc.StatusCode.UNAVAILABLE, "overloaded")
+
+
+class HoldFirstCall(hr_pb2_grpc.EmployeeServiceServicer):
+    """Answers at once, except its first call, held until `release` is set."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.entered = threading.Event()
+        self.release = threading.Event()
+
+    def GetEmployee(self, request, context):
+        self.calls += 1
+        if self.calls == 1:
+            self.entered.set()
+            self.release.wait(10)
+        return hr_pb2.GetEmployeeResponse()
 
 
 @pytest.fixture
@@ -90,13 +108,33 @@ class TestIdempotencyFromContracts:
 
 class TestRetries:
     def test_idempotent_call_that_reached_a_server_is_retried_elsewhere(self, serve, cache):
-        """An UNAVAILABLE from a server on an idempotent method moves to another endpoint."""
+        """An UNAVAILABLE from a server on an idempotent method moves the call to another
+        endpoint: the flaky endpoint is certain to be picked (the healthy one has a call in
+        flight), it is hit once, and the call succeeds on the healthy one."""
         flaky = Flaky()
-        serve(flaky)
-        serve(RecordingHr())
+        healthy = HoldFirstCall()
+        _, healthy_instance = serve(healthy)
         channel = client.connect("hr-test", cache)
-        for _ in range(10):
-            get(channel)  # never fails: a flaky pick is retried on the healthy one
+        with ThreadPoolExecutor(1) as pool:
+            held = pool.submit(get, channel)
+            assert healthy.entered.wait(5)
+            _, flaky_instance = serve(flaky)
+            wait_for(
+                lambda: flaky_instance.endpoint in channel.balancer().call_counts(),
+                timeout=5,
+                what="flaky endpoint known to the channel",
+            )
+            # Power of two choices: the flaky endpoint has no call outstanding, the healthy
+            # one has the held call, so this call is sent to the flaky endpoint first.
+            get(channel)
+            assert flaky.calls == 1
+            assert healthy.calls == 2
+            healthy.release.set()
+            held.result(5)
+        assert channel.balancer().call_counts() == {
+            flaky_instance.endpoint: 1,
+            healthy_instance.endpoint: 2,
+        }
         channel.close()
 
     def test_dead_endpoint_is_ejected_and_calls_succeed(self, serve, cache, registry):

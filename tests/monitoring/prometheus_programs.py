@@ -10,7 +10,9 @@ from pathlib import Path
 
 import pytest
 
-__all__ = ["PrometheusPrograms", "install_prometheus"]
+from deptmesh.registry.children import start_child
+
+__all__ = ["ProgramProcess", "PrometheusPrograms", "install_prometheus"]
 
 _INSTALLER = Path(__file__).resolve().parents[2] / "scripts" / "install-prometheus"
 
@@ -51,6 +53,24 @@ class PrometheusPrograms:
             timeout=120,
             check=False,
         )
+
+
+class ProgramProcess:
+    """A program run for the test's length, its output in a log file; it dies with the test
+    run, even a SIGKILLed one."""
+
+    def __init__(self, argv: list[str], log: Path) -> None:
+        with log.open("w") as output:
+            self.process = start_child(argv, stdout=output, stderr=subprocess.STDOUT)
+        self.log = log
+
+    def stop(self) -> None:
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
 
 
 def install_prometheus() -> PrometheusPrograms:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import socket
-import subprocess
 import threading
 import time
 import urllib.parse
@@ -50,7 +49,7 @@ from deptmesh.sidecar.monitoring import (
 )
 from deptmesh.sidecar.policy_document.monitoring import MonitoringPolicy
 from tests.integration.servers import wait_for
-from tests.monitoring.prometheus_programs import PrometheusPrograms
+from tests.monitoring.prometheus_programs import ProgramProcess, PrometheusPrograms
 from tests.monitoring.webhook_receiver import Notification, WebhookReceiver
 
 pytestmark = pytest.mark.timeout(120)
@@ -80,23 +79,6 @@ class Monitoring:
         with urllib.request.urlopen(url, timeout=5) as response:
             result: list[dict[str, Any]] = json.load(response)["data"]["result"]
         return result
-
-
-class _Child:
-    """A program run for the test's length, its output in a log file."""
-
-    def __init__(self, argv: list[str], log: Path) -> None:
-        with log.open("w") as output:
-            self.process = subprocess.Popen(argv, stdout=output, stderr=subprocess.STDOUT)
-        self.log = log
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
 
 
 @pytest.fixture
@@ -170,11 +152,11 @@ def monitoring(
     config = tmp_path / "prometheus.json"
     config.write_text(render(prometheus_config(setup)))
     children = [
-        _Child(
+        ProgramProcess(
             alertmanager_argv(programs, am_config, tmp_path / "am-data", alertmanager_port),
             tmp_path / "alertmanager.log",
         ),
-        _Child(
+        ProgramProcess(
             prometheus_argv(programs, config, tmp_path / "prom-data", prometheus_port),
             tmp_path / "prometheus.log",
         ),

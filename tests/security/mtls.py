@@ -48,9 +48,9 @@ def channel_as(service: str, address: str) -> grpc.Channel:
     )
 
 
-def payout(channel: grpc.Channel, metadata=()):
+def payout(channel: grpc.Channel, metadata=(), request: finance_pb2.PayoutRequest | None = None):
     stub = finance_pb2_grpc.PaymentServiceStub(channel)
-    return stub.Payout(finance_pb2.PayoutRequest(), metadata=metadata, timeout=5)
+    return stub.Payout(request or finance_pb2.PayoutRequest(), metadata=metadata, timeout=5)
 
 
 def error_info(error: grpc.RpcError) -> error_details_pb2.ErrorInfo:

@@ -1,4 +1,8 @@
-"""Who may call whom, enforced by the server chain on an mTLS server."""
+"""Who may call whom, enforced by the server chain on an mTLS server.
+
+Each refusal asserts the status, that the handler never ran, and that the server
+goes on serving an allowed caller afterwards.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,14 @@ import pytest
 
 from deptmesh.sidecar.authorization.policy import AccessPolicy, Intention
 from tests.security.mtls import CA, PAYOUT, RULES, channel_as, error_info, payout
+
+
+def still_serving(finance) -> None:
+    """The caller the rule allows still reaches the handler, and only it did."""
+    handler, address, _ = finance
+    with channel_as("reimbursement", address) as channel:
+        payout(channel)
+    assert handler.calls == 1
 
 
 class TestAuthorization:
@@ -29,6 +41,7 @@ class TestAuthorization:
         assert info.metadata["target"] == "finance" + PAYOUT
         assert PAYOUT in info.metadata["rule"]
         assert handler.calls == 0
+        still_serving(finance)
 
     @pytest.mark.parametrize(
         "claim",
@@ -47,6 +60,7 @@ class TestAuthorization:
         assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
         assert error_info(caught.value).metadata["caller"] == CA.spiffe_id("hr").uri
         assert handler.calls == 0
+        still_serving(finance)
 
     def test_caller_without_intention_is_denied(self, finance):
         """A service with no intention to finance is denied by default."""
@@ -56,6 +70,7 @@ class TestAuthorization:
         assert caught.value.code() is grpc.StatusCode.PERMISSION_DENIED
         assert "default deny" in error_info(caught.value).metadata["rule"]
         assert handler.calls == 0
+        still_serving(finance)
 
     def test_revoked_intention_applies_to_an_open_connection(self, finance):
         """Replacing the policy denies the next call on a connection opened before."""

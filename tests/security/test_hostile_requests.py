@@ -7,9 +7,12 @@ import grpc
 import pytest
 
 from deptmesh.finance.v1 import finance_pb2
-from deptmesh.sidecar.server import MAX_MESSAGE_BYTES
 from tests.rpc_errors import bad_request_fields
 from tests.security.mtls import PAYOUT, CountingPayments, channel_as, payout
+
+# The largest message a server accepts, in either direction: 4 MiB (gRPC's own default).
+# Pinned rather than imported, so that a change to the limit fails a test.
+MAX_MESSAGE_BYTES = 4 * 1024 * 1024
 
 
 def raw_call(channel: grpc.Channel, path: str, payload: bytes, metadata=()) -> grpc.RpcError:
@@ -67,6 +70,16 @@ class TestHostileRequests:
         assert error.code() is grpc.StatusCode.RESOURCE_EXHAUSTED
         assert handler.calls == 0
         still_serving(address, handler)
+
+    def test_message_at_the_limit_is_served(self, finance):
+        """A request of exactly the limit (4 MiB) reaches the handler."""
+        handler, address, _ = finance
+        overhead = len(finance_pb2.PayoutRequest(memo="x" * MAX_MESSAGE_BYTES).SerializeToString())
+        memo = "x" * (2 * MAX_MESSAGE_BYTES - overhead)
+        assert len(finance_pb2.PayoutRequest(memo=memo).SerializeToString()) == MAX_MESSAGE_BYTES
+        with channel_as("reimbursement", address) as channel:
+            payout(channel, request=finance_pb2.PayoutRequest(memo=memo))
+        assert handler.calls == 1
 
     def test_oversized_metadata_is_refused(self, finance):
         """Metadata beyond the server's limit never reaches the handler."""

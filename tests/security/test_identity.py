@@ -139,6 +139,8 @@ class TestServerIdentity:
             call_as(address, client_credentials(CA.issue("reimbursement")), expect="finance")
         assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
         assert len(handler.callers) == before
+        call_as(address, client_credentials(CA.issue("reimbursement")))  # still serving
+        assert len(handler.callers) == before + 1
 
 
 class TestRefusedCallers:
@@ -194,7 +196,9 @@ class TestRefusedCallers:
 
 class TestRotation:
     def test_rotated_certificate_and_bundle_apply_without_restart(self, flavour):
-        """After the source rotates to a new CA, new connections use it; no restart."""
+        """After the source rotates to a new CA, new connections use it; no restart. Before
+        it, a caller with a new-CA leaf is refused at the handshake by the old trust bundle
+        alone (it trusts both CAs itself), and its call never reaches the handler."""
         old_ca, new_ca = CA, DevCertificateAuthority(CA.trust_domain)
         old_leaf, new_leaf = old_ca.issue("hr"), new_ca.issue("hr")
         current = {
@@ -205,20 +209,21 @@ class TestRotation:
         server, handler, port = serve_hr(flavour, lambda: current["identity"])
         address = f"127.0.0.1:{port}"
         try:
-            old_client = client_credentials(old_ca.issue("reimbursement"), old_ca.ca_pem)
-            new_client = client_credentials(new_ca.issue("reimbursement"), new_ca.ca_pem)
-            call_as(address, old_client)
-            with pytest.raises(grpc.RpcError):
+            both_bundles = old_ca.ca_pem + new_ca.ca_pem
+            old_client = client_credentials(old_ca.issue("reimbursement"), both_bundles)
+            new_client = client_credentials(new_ca.issue("reimbursement"), both_bundles)
+            with pytest.raises(grpc.RpcError) as caught:
                 call_as(address, new_client)
+            assert caught.value.code() is grpc.StatusCode.UNAVAILABLE
+            assert handler.callers == [], "the handler ran for a refused caller"
+            call_as(address, old_client)
 
             current["identity"] = ServerIdentity(
-                new_leaf.private_key_pem,
-                new_leaf.certificate_pem,
-                old_ca.ca_pem + new_ca.ca_pem,
-                CA.trust_domain,
+                new_leaf.private_key_pem, new_leaf.certificate_pem, both_bundles, CA.trust_domain
             )
-            call_as(address, new_client)
-            assert [c.service for c in handler.callers] == ["reimbursement", "reimbursement"]
+            call_as(address, new_client)  # the same credentials, refused only by the bundle
+            call_as(address, old_client)  # the old CA is still trusted during the rotation
+            assert [c.service for c in handler.callers] == ["reimbursement"] * 3
         finally:
             server.stop(0)
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import pytest
 
 from deptmesh.common.v1 import money_pb2
-from deptmesh.services.money import MAX_UNITS, NANOS_PER_UNIT, Amount, check_money
+from deptmesh.services.money import Amount, check_money
 from deptmesh.services.validation import FieldViolations
 from deptmesh.sidecar.errors import InvalidArgument
+
+# The bounds of an amount on the wire, pinned rather than imported: a billion units of a
+# currency at most, in either direction, and a billion nanos to the unit.
+MAX_UNITS = 1_000_000_000
+NANOS_PER_UNIT = 1_000_000_000
 
 
 def _violations(money: money_pb2.Money, *, present: bool = True, positive: bool = True) -> dict:

@@ -31,6 +31,7 @@ from types import TracebackType
 from typing import Any
 
 from deptmesh.registry.acl import AclAdmin
+from deptmesh.registry.children import start_child
 from deptmesh.registry.consul import ConsulRegistry
 
 __all__ = [
@@ -167,7 +168,9 @@ class AgentProcess:
         if self.running:
             return
         log = (self.workdir / "consul.log").open("ab")
-        self._process = subprocess.Popen(  # noqa: S603 -- the installed consul binary
+        # Its own session: Ctrl-C reaches us, and we stop it in order. Tied to this
+        # process: a SIGKILL of ours kills it too (children.py).
+        self._process = start_child(
             [
                 self._binary,
                 "agent",

@@ -233,7 +233,8 @@ class ConsulCluster:
 
     def wait_until_whole(self, timeout: float = 60.0) -> None:
         """Waits until every member runs, every server counts all servers as raft peers
-        and agrees on the leader, and every host's agent reaches the servers."""
+        and agrees on the leader, every server votes (the cluster survives the loss of
+        any one), and every host's agent reaches the servers."""
         deadline = time.monotonic() + timeout
         for member in self.members:
             if not member.running:
@@ -243,11 +244,33 @@ class ConsulCluster:
         def whole() -> bool:
             peers = [s.status("peers") for s in self.servers]
             leaders = {m.status("leader") for m in self.members}
-            return all(p is not None and len(p) == len(self.servers) for p in peers) and (
-                len(leaders) == 1 and bool(next(iter(leaders)))
+            return (
+                all(p is not None and len(p) == len(self.servers) for p in peers)
+                and (len(leaders) == 1 and bool(next(iter(leaders))))
+                and self._voters() == len(self.servers)
             )
 
         self._wait(whole, deadline, "every member in the cluster")
+
+    def _voters(self) -> int:
+        """How many servers vote in the raft configuration, asked of a running server; 0
+        when none answers. A server back from an outage is a peer at once but rejoins as
+        a non-voter until autopilot promotes it: losing the leader before then loses the
+        quorum."""
+        for server in self.servers:
+            if not server.running:
+                continue
+            request = urllib.request.Request(
+                f"http://{server.address}/v1/operator/raft/configuration",
+                headers={"X-Consul-Token": self._master},
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=1) as answer:  # noqa: S310 -- http to our agent
+                    configuration = json.loads(answer.read())
+            except (OSError, urllib.error.URLError, ValueError):
+                continue
+            return sum(1 for member in configuration.get("Servers") or [] if member.get("Voter"))
+        return 0
 
     def _wait(self, condition: Callable[[], bool], deadline: float, what: str) -> None:
         while not condition():

@@ -3,8 +3,10 @@ if missing), shared by the session, and the tokens each test plays its roles wit
 
 Every request carries the token of the role the test plays: a department's
 (`department("hr")`, made once per session per name), the platform's
-(`platform`), monitoring's. Tests that revoke tokens or stop agents run agents
-of their own.
+(`platform`), monitoring's. Tests that revoke tokens, stop agents or rotate the
+CA run agents of their own; the others register under names of their own
+(`Replicas`, uuid suffixes) and remove what they registered, or put back what
+they changed (test_acl.py), so the suite passes in any order.
 """
 
 from __future__ import annotations

@@ -26,6 +26,29 @@ def refused(action, *args) -> str:
     return str(caught.value)
 
 
+@pytest.fixture(autouse=True)
+def mesh_wide_state_put_back(platform, department):
+    """These tests write the session agent's mesh-wide method rules, intentions and usage
+    keys; each is put back as it was after the test, so that no other test sees them."""
+    _, rules = platform.kv_value(POLICY_KEY, 0, 0)
+    _, intentions = platform.intentions(0, 0)
+    before = {(i["SourceName"], i["DestinationName"]): i["Action"] for i in intentions}
+    yield
+    if rules is None:
+        platform.kv_delete(POLICY_KEY)
+    else:
+        platform.kv_put(POLICY_KEY, rules)
+    _, intentions = platform.intentions(0, 0)
+    for intention in intentions:
+        pair = (intention["SourceName"], intention["DestinationName"])
+        if pair not in before:
+            platform.delete_intention(intention["ID"])
+        elif intention["Action"] != before[pair]:
+            platform.set_intention(*pair, before[pair])
+    department("hr").kv_delete("deptmesh/usage/hr/hr-test")
+    department("finance").kv_delete("deptmesh/usage/finance/finance-acl")
+
+
 @pytest.fixture
 def hr_instance():
     """A serving hr instance nobody registered yet."""

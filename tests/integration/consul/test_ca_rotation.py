@@ -1,18 +1,25 @@
-"""Consul Connect CA rotation under load, on a real agent: no call fails."""
+"""Consul Connect CA rotation under load, on a real agent: no call fails.
+
+The rotation changes the agent's CA for everything that runs on it after, so it
+runs on an agent of its own, never the session's.
+"""
 
 from __future__ import annotations
 
 import threading
 import time
 import uuid
+from collections.abc import Iterator
 
 import grpc
+import pytest
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from deptmesh.hr.v1 import hr_pb2, hr_pb2_grpc
+from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar import Server
@@ -92,16 +99,30 @@ def issued_by(certificate_pem: bytes, root_pem: str) -> bool:
     return True
 
 
+@pytest.fixture
+def rotation_agent() -> Iterator[DevAgent]:
+    """A Consul agent whose CA this test alone rotates."""
+    with DevAgent() as agent:
+        yield agent
+
+
 class TestCaRotation:
-    def test_rotation_under_load_fails_no_call(self, consul_agent, acl, department):
+    def test_rotation_under_load_fails_no_call(self, rotation_agent):
         """A new root mid-traffic (the platform's token rotates it): no call fails and both
         sides move to the new root."""
         # No hyphen: Consul drops it from the leaf's common name, which the
         # client checks (see spiffe.server_name).
         hr_name, caller_name = (f"{role}{uuid.uuid4().hex[:8]}" for role in ("hr", "caller"))
+        acl = rotation_agent.admin()
+
+        def department(name: str) -> ConsulRegistry:
+            return ConsulRegistry(
+                rotation_agent.address, token=acl.department_token(name).secret_id
+            )
+
         consul = department(hr_name)
         rotating = ConsulRegistry(
-            consul_agent.address, token=acl.platform_token(rotate_connect_ca=True).secret_id
+            rotation_agent.address, token=acl.platform_token(rotate_connect_ca=True).secret_id
         )
         server_identity = ConsulConnectIdentity(consul, hr_name)
         caller_identity = ConsulConnectIdentity(department(caller_name), caller_name)

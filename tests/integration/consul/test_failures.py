@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import threading
 import time
+import uuid
+from dataclasses import dataclass
 
 import grpc
 import pytest
@@ -14,7 +16,7 @@ from deptmesh.registry.agent import DevAgent
 from deptmesh.registry.cache import EndpointCache
 from deptmesh.registry.consul import ConsulRegistry
 from deptmesh.sidecar.channel import client
-from deptmesh.sidecar.host import DepartmentProcess
+from deptmesh.sidecar.host import DepartmentProcess, instance_of
 from deptmesh.sidecar.identity.sources import ConsulConnectIdentity
 from tests.integration.consul.conftest import Replicas, token_file
 from tests.integration.consul.test_discovery import call
@@ -52,44 +54,80 @@ class SteadyLoad:
         wait_for(lambda: self.ok >= target, timeout=10, what=f"{more} more calls")
 
 
+@dataclass(frozen=True)
+class Names:
+    """This test's own service names in the shared agent: the finance replicas' and the
+    caller's."""
+
+    finance: str
+    caller: str
+
+
 @pytest.fixture
-def finance_replicas(consul_agent, platform, department, department_tokens, tmp_path):
-    """Two finance processes over one database, registered in Consul with finance's token."""
-    platform.set_intention("load-test", "finance", "allow")
-    registry = department("load-test")
-    finance_token = token_file(department_tokens("finance"), tmp_path)
+def names() -> Names:
+    suffix = uuid.uuid4().hex[:8]
+    return Names(finance=f"finance-{suffix}", caller=f"load-test-{suffix}")
+
+
+@pytest.fixture
+def finance_replicas(consul_agent, platform, department, department_tokens, names, tmp_path):
+    """Two finance processes over one database, registered in Consul under this test's own
+    name with that name's token; deregistered (a killed one too) and the intention removed
+    after the test."""
+    platform.set_intention(names.caller, names.finance, "allow")
+    registry = department(names.caller)
+    finance = department(names.finance)
+    finance_token = token_file(department_tokens(names.finance), tmp_path)
     with contextlib.ExitStack() as stack:  # stops whatever started, even if setup fails
+        stack.callback(remove_intentions, platform, names.finance)
         processes = []
         for replica in range(2):
-            process = stack.enter_context(
-                DepartmentProcess(
-                    "deptmesh.services.finance",
-                    [
-                        *("--port", "0", "--db", str(tmp_path / "finance.db")),
-                        *("--seed-demo-data", "--drain-seconds", "1.5"),
-                        *("--consul-address", consul_agent.address),
-                        *("--consul-token-file", str(finance_token)),
-                    ],
-                    tmp_path / f"finance-{replica}.log",
-                )
+            process = DepartmentProcess(
+                "tests.integration.consul.renamed_finance",
+                [
+                    names.finance,
+                    *("--port", "0", "--db", str(tmp_path / "finance.db")),
+                    *("--seed-demo-data", "--drain-seconds", "1.5"),
+                    *("--consul-address", consul_agent.address),
+                    *("--consul-token-file", str(finance_token)),
+                ],
+                tmp_path / f"finance-{replica}.log",
             )
+            # Deregistered once stopped: a running replica would register itself again.
+            stack.callback(deregister, finance, names.finance, process)
+            stack.enter_context(process)
             process.start()
             processes.append(process)
         addresses = {p.address for p in processes}
         wait_for(
-            lambda: addresses <= {i.endpoint for i in registry.resolve("finance")},
+            lambda: addresses <= {i.endpoint for i in registry.resolve(names.finance)},
             what="both finance replicas passing",
         )
         yield processes
+    assert [i for i in finance.services() if i.service == names.finance] == []
+
+
+def deregister(registry: ConsulRegistry, service: str, process: DepartmentProcess) -> None:
+    """Removes the instance a stopped replica registered, whether it drained or was killed."""
+    if process.address:
+        host, _, port = process.address.rpartition(":")
+        registry.deregister(instance_of(service, host, int(port)).instance_id)
+
+
+def remove_intentions(platform: ConsulRegistry, destination: str) -> None:
+    _, intentions = platform.intentions(0, 0)
+    for intention in intentions:
+        if intention["DestinationName"] == destination:
+            platform.delete_intention(intention["ID"])
 
 
 @pytest.fixture
-def finance_channel(department):
-    """A channel to finance over mTLS, as a Connect service of the test's own."""
-    consul = department("load-test")
+def finance_channel(department, names):
+    """A channel to this test's finance over mTLS, as a Connect service of the test's own."""
+    consul = department(names.caller)
     cache = EndpointCache(consul)
-    identity = ConsulConnectIdentity(consul, "load-test")
-    channel = client.connect("finance", cache, identity=identity)
+    identity = ConsulConnectIdentity(consul, names.caller)
+    channel = client.connect(names.finance, cache, identity=identity)
     yield channel
     channel.close()
     identity.stop()
@@ -100,18 +138,21 @@ class TestReplicaFailure:
     def test_sigkill_fails_no_idempotent_call_and_ejects_at_once(
         self, finance_replicas, finance_channel
     ):
-        """A replica killed with SIGKILL under load: no call fails, its endpoint is ejected."""
+        """A replica killed with SIGKILL under load: no call fails, its endpoint is ejected
+        by the channel at its first failed connection (before Consul's check notices)."""
         victim = finance_replicas[0]
         with SteadyLoad(finance_channel) as load:
             load.wait_for_calls(50)
             victim_endpoint = finance_channel.balancer().endpoint(victim.address)
             victim.kill()
+            killed_at = time.monotonic()
             calls_at_kill = victim_endpoint.calls
             load.wait_for_calls(200)
         assert load.failures == []
         # At most the call in flight at the kill plus one more attempt reached it.
         assert victim_endpoint.calls - calls_at_kill <= 2
-        assert victim_endpoint.removed or victim_endpoint.ejected_until > time.monotonic() - 30
+        assert victim_endpoint.consecutive_failures >= 1, "never ejected by the channel"
+        assert victim_endpoint.ejected_until > killed_at
 
     def test_draining_a_replica_under_load_loses_no_call(self, finance_replicas, finance_channel):
         """SIGTERM on one replica under steady load: it drains and no call fails."""

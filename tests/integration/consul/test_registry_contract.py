@@ -53,19 +53,26 @@ class TestRegistryContract:
         assert instance.instance_id not in {i.instance_id for i in registry.services()}
 
     def test_query_blocks_until_a_change(self, registry, instance):
-        """A query at the current index returns when the catalog changes, with the new index."""
+        """A query at the current index is still waiting half a second later; it returns
+        when the catalog changes, with the new index."""
         registry.register(instance)
         wait_for(lambda: registry.resolve(instance.service), what="resolved")
         index, _ = registry.query(instance.service, 0, 0)
+        asking = threading.Event()
         result = {}
 
         def blocked_query():
+            asking.set()
             result["value"] = registry.query(instance.service, index, 10)
 
         waiter = threading.Thread(target=blocked_query)
         waiter.start()
+        assert asking.wait(5)
+        waiter.join(0.5)  # a query that does not block has answered by now
+        assert waiter.is_alive(), f"the query returned with no change: {result}"
         registry.set_draining(instance.instance_id)
         waiter.join(10)
+        assert not waiter.is_alive(), "the query did not return after the change"
         new_index, instances = result["value"]
         assert new_index > index
         assert instances == []

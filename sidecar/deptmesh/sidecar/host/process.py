@@ -1,4 +1,5 @@
-"""Runs a department as a child process and stops it, leaving nothing behind.
+"""Runs a department as a child process and stops it, leaving nothing behind, even when
+the process that started it is SIGKILLed.
 
 Used by the demo and the end-to-end tests: the child is `python -m <module>
 --port 0 ...` for any module whose entry point is `run_department`, and its
@@ -21,6 +22,7 @@ from pathlib import Path
 from types import TracebackType
 
 from deptmesh.registry.agent import terminate
+from deptmesh.registry.children import start_child
 
 __all__ = ["DepartmentProcess"]
 
@@ -42,7 +44,9 @@ class DepartmentProcess:
     def start(self, timeout: float = 30.0) -> str:
         """Starts the process and returns the address it prints once it is serving."""
         log = self._log_path.open("w")
-        self._process = subprocess.Popen(  # noqa: S603 -- our interpreter running our module
+        # Its own session: Ctrl-C reaches us, and we drain it. Tied to this process:
+        # a SIGKILL of ours kills it too (deptmesh.registry.children).
+        self._process = start_child(
             self._args, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True
         )
         log.close()
