@@ -47,7 +47,12 @@ class DevMesh:
 
     @property
     def environ(self) -> dict[str, str]:
-        return {**os.environ, "DEPTMESH_DEV_DIR": str(self.directory)}
+        # A trace store of the mesh's own: the session's is written by every other test.
+        return {
+            **os.environ,
+            "DEPTMESH_DEV_DIR": str(self.directory),
+            "DEPTMESH_TRACE_STORE": str(self.directory / "traces.sqlite"),
+        }
 
     def dev(self, *args: str, timeout: float = 150) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -157,9 +162,8 @@ class TestDevUp:
             for line in running_mesh.up().stdout.splitlines()
             if line.strip().startswith("deptmesh trace --last")
         ]
-        get_employee(running_mesh, "reimbursement", "E1003")
 
-        def shown() -> str:
+        def last_trace() -> str:
             finished = subprocess.run(
                 [str(DEPTMESH), *shlex.split(command)[1:]],
                 capture_output=True,
@@ -169,7 +173,15 @@ class TestDevUp:
                 env={**running_mesh.environ, "COLUMNS": "200"},
                 timeout=30,
             )
-            return finished.stdout if "EmployeeService/GetEmployee" in finished.stdout else ""
+            return finished.stdout
+
+        before = last_trace().partition("\n")[0]  # "trace <id> ..." of an earlier call, if any
+        get_employee(running_mesh, "reimbursement", "E1003")
+
+        def shown() -> str:
+            now = last_trace()
+            is_new = now.partition("\n")[0] != before and "EmployeeService/GetEmployee" in now
+            return now if is_new else ""
 
         # The department writes its spans in batches, off the call's path.
         assert "from reimbursement" in wait_for(shown, timeout=30, what="hr's span in the store")
