@@ -15,10 +15,11 @@ from tests.e2e.test_dev_mesh import DEPARTMENTS, DevMesh
 pytestmark = pytest.mark.timeout(240)
 
 
-@pytest.fixture(scope="module")
-def mesh_up(tmp_path_factory) -> Iterator[tuple[DevMesh, str]]:
-    """A local mesh brought up once; yields it and what `up` printed."""
-    mesh = DevMesh(tmp_path_factory.mktemp("dev"))
+@pytest.fixture
+def mesh_up(tmp_path) -> Iterator[tuple[DevMesh, str]]:
+    """A local mesh of the test's own (a test takes it down, so none is shared), and what
+    `up` printed; taken down after."""
+    mesh = DevMesh(tmp_path / "dev")
     try:
         yield mesh, mesh.up().stdout
     finally:
