@@ -4,6 +4,8 @@ read is a source the page says is unavailable."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from deptmesh.services.portal.unavailable import SourceUnavailable
@@ -21,31 +23,32 @@ class TraceWindow:
             raise SourceUnavailable(
                 f"no trace store at {path}: no service has traced a call there yet"
             )
-        try:
+        with _readable():
             self._store = TraceStore(path)
-        except TraceStoreError as error:
-            raise SourceUnavailable(str(error)) from None
 
     def close(self) -> None:
         self._store.close()
 
     def recent_traces(self, since_ns: int, limit: int) -> list[TraceSummary]:
         """The last `limit` traces that started since `since_ns`, the latest first."""
-        try:
+        with _readable():
             return self._store.recent_traces(since_ns, limit)
-        except TraceStoreError as error:
-            raise SourceUnavailable(str(error)) from None
 
     def server_spans(self, since_ns: int) -> list[SpanRecord]:
         """Every server span that started since `since_ns`, the latest first."""
-        try:
+        with _readable():
             return self._store.server_spans(since_ns)
-        except TraceStoreError as error:
-            raise SourceUnavailable(str(error)) from None
 
     def spans_of(self, trace_id: str) -> list[SpanRecord]:
         """One trace's spans, by start time; empty when the store does not hold it."""
-        try:
+        with _readable():
             return self._store.spans_of(trace_id)
-        except TraceStoreError as error:
-            raise SourceUnavailable(str(error)) from None
+
+
+@contextmanager
+def _readable() -> Iterator[None]:
+    """A store that cannot be read is a source the page says is unavailable."""
+    try:
+        yield
+    except TraceStoreError as error:
+        raise SourceUnavailable(str(error)) from None
